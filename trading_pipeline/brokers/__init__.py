@@ -1,0 +1,1 @@
+"""Broker adapters: one protocol, one module per venue. Imports the domain, never dagster."""

@@ -1,0 +1,55 @@
+"""The one protocol every broker adapter implements, the paper simulator included."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from trading_pipeline.domain.orders import (
+    AccountSnapshot,
+    FillReport,
+    OrderIntent,
+    OrderStatusReport,
+    PositionReport,
+)
+
+
+class BrokerError(RuntimeError):
+    """A broker call failed. Messages never contain credentials."""
+
+
+class BrokerUnavailable(BrokerError):
+    """The broker did not answer within the bounded time and retries."""
+
+
+class OrderNotFound(BrokerError):
+    """The broker does not know this client order id."""
+
+
+@runtime_checkable
+class Broker(Protocol):
+    """What the daily loop needs from a venue.
+
+    `submit` is idempotent by `client_order_id`: when the broker already has an order with
+    that id, it returns that order's status and sends nothing. A rejection is an answer
+    (status REJECTED with a reason), not an exception; an unreachable broker raises
+    `BrokerUnavailable` after bounded retries.
+    """
+
+    name: str
+
+    def submit(self, intent: OrderIntent) -> OrderStatusReport: ...
+
+    def cancel(self, client_order_id: str) -> OrderStatusReport: ...
+
+    def order_status(self, client_order_id: str) -> OrderStatusReport | None: ...
+
+    def open_orders(self) -> list[OrderStatusReport]: ...
+
+    def fills(self, since: datetime) -> list[FillReport]: ...
+
+    def positions(self) -> list[PositionReport]: ...
+
+    def account(self) -> AccountSnapshot: ...
+
+    def close(self) -> None: ...

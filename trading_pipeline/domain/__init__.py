@@ -1,0 +1,1 @@
+"""Pure domain code: polars frames and small frozen types. Never imports dagster."""

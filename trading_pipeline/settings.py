@@ -1,0 +1,117 @@
+"""Every non-secret setting, read from environment variables (and a `.env` file) in one place.
+
+Settings are read when resources and definitions are built, never at import time, so tests
+can build definitions for any environment without reloading modules. Credentials are not
+settings: broker resources read them through Dagster `EnvVar` so they stay out of the UI.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TradingEnv(StrEnum):
+    LOCAL = "local"
+    PAPER = "paper"
+    LIVE = "live"
+
+
+class BrokerName(StrEnum):
+    SIMULATOR = "simulator"
+    ALPACA = "alpaca"
+    IBKR = "ibkr"
+    ROBINHOOD = "robinhood"
+
+
+class DataSource(StrEnum):
+    SYNTHETIC = "synthetic"
+    FILES = "files"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("DAGSTER_HOME") or "dagster_home").resolve()
+
+
+class TradingSettings(BaseSettings):
+    """`TRADING_*` variables; see `.env.example` for each one's meaning and default."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TRADING_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    env: TradingEnv = TradingEnv.LOCAL
+    broker: BrokerName | None = None  # None: the simulator in local, required in paper/live
+    strategy: str = "daily_ml"
+
+    # where state lives (default: under DAGSTER_HOME)
+    home: Path = Field(default_factory=default_home)
+    warehouse_path: Path | None = None
+    mlflow_tracking_uri: str | None = None
+
+    # market data
+    data_source: DataSource = DataSource.SYNTHETIC
+    data_path: Path | None = None
+    universe_size: int = Field(default=50, ge=2, le=5000)
+    market_seed: int = 7
+    regime_shift_date: date | None = None
+    history_start: date = date(2021, 1, 4)
+
+    # model
+    model_name: str = "daily_ml_lgbm"
+    label_horizon: int = Field(default=5, ge=1, le=60)
+    train_window_sessions: int = Field(default=500, ge=60)
+
+    # portfolio and simulator
+    initial_cash: float = Field(default=100_000.0, gt=0)
+    top_k: int = Field(default=10, ge=1)
+    max_positions: int = Field(default=20, ge=1)
+    max_position_weight: float = Field(default=0.10, gt=0, le=1)
+    cash_reserve: float = Field(default=0.05, ge=0, lt=1)
+    min_order_value: float = Field(default=100.0, ge=0)
+    slippage_bps: float = Field(default=5.0, ge=0)
+    commission_per_share: float = Field(default=0.005, ge=0)
+    commission_min: float = Field(default=1.0, ge=0)
+
+    # drift and promotion
+    drift_window_sessions: int = Field(default=20, ge=5)
+    drift_warn_share: float = Field(default=0.3, gt=0, le=1)
+    drift_severe_share: float = Field(default=0.5, gt=0, le=1)
+    promotion_min_sessions: int = Field(default=20, ge=1)
+
+    @model_validator(mode="after")
+    def _check_thresholds(self) -> "TradingSettings":
+        if self.drift_warn_share > self.drift_severe_share:
+            raise ValueError(
+                "TRADING_DRIFT_WARN_SHARE must not exceed TRADING_DRIFT_SEVERE_SHARE"
+            )
+        if self.data_source is DataSource.FILES and self.data_path is None:
+            raise ValueError(
+                "TRADING_DATA_SOURCE=files needs TRADING_DATA_PATH: a folder of CSV or Parquet bars"
+            )
+        return self
+
+    @property
+    def resolved_warehouse_path(self) -> Path:
+        return self.warehouse_path or self.home / "warehouse.duckdb"
+
+    @property
+    def resolved_mlflow_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_root(self) -> Path:
+        return self.home / "mlartifacts"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def resolved_broker(self) -> BrokerName:
+        return self.broker or BrokerName.SIMULATOR

@@ -1,0 +1,1 @@
+"""Persistence: the DuckDB warehouse (market data, asset outputs, the ledger)."""

@@ -1,0 +1,103 @@
+"""DDL of the ledger: what we asked brokers for and what they told us happened.
+
+Tables that record events are append-only (order events, fills, risk events, kill switch,
+promotions, model events). `ledger_orders` holds one row per intent plus its latest status.
+"""
+
+LEDGER_DDL = """
+create table if not exists ledger_orders (
+    client_order_id varchar primary key,
+    strategy varchar not null,
+    session date not null,
+    broker varchar not null,
+    symbol varchar not null,
+    side varchar not null,
+    quantity double not null,
+    order_type varchar not null,
+    time_in_force varchar not null,
+    limit_price double,
+    stop_price double,
+    trail_percent double,
+    trail_amount double,
+    purpose varchar not null,
+    dry_run boolean not null default false,
+    status varchar not null,
+    filled_quantity double not null default 0,
+    avg_fill_price double,
+    broker_order_id varchar,
+    reason varchar,
+    created_at timestamp not null,
+    updated_at timestamp not null
+);
+create table if not exists ledger_order_events (
+    client_order_id varchar not null,
+    recorded_at timestamp not null,
+    status varchar not null,
+    filled_quantity double,
+    avg_fill_price double,
+    reason varchar
+);
+create table if not exists ledger_fills (
+    fill_id varchar primary key,
+    client_order_id varchar not null,
+    broker varchar not null,
+    symbol varchar not null,
+    side varchar not null,
+    quantity double not null,
+    price double not null,
+    commission double not null,
+    filled_at timestamp not null,
+    recorded_session date not null
+);
+create table if not exists ledger_positions (
+    session date not null,
+    broker varchar not null,
+    symbol varchar not null,
+    quantity double not null,
+    avg_entry_price double,
+    market_price double
+);
+create table if not exists ledger_account (
+    session date not null,
+    broker varchar not null,
+    cash double not null,
+    equity double not null,
+    buying_power double not null,
+    recorded_at timestamp not null
+);
+create table if not exists risk_events (
+    recorded_at timestamp not null,
+    session date,
+    kind varchar not null,
+    symbol varchar,
+    detail varchar not null,
+    value double,
+    limit_value double
+);
+create table if not exists kill_switch_events (
+    recorded_at timestamp not null,
+    engaged boolean not null,
+    reason varchar not null,
+    actor varchar not null
+);
+create table if not exists promotion_decisions (
+    recorded_at timestamp not null,
+    strategy varchar not null,
+    model_version varchar,
+    stage_from varchar not null,
+    stage_to varchar not null,
+    decision varchar not null,
+    reasons varchar not null,
+    sessions_evaluated integer not null
+);
+create table if not exists model_events (
+    recorded_at timestamp not null,
+    model_name varchar not null,
+    version varchar not null,
+    alias varchar not null,
+    action varchar not null,
+    reason varchar not null,
+    previous_version varchar,
+    metrics varchar
+);
+"""
