@@ -48,6 +48,8 @@ class TradingSettings(BaseSettings):
     env: TradingEnv = TradingEnv.LOCAL
     broker: BrokerName | None = None  # None: the simulator in local, required in paper/live
     strategy: str = "daily_ml"
+    live_enabled: bool = False  # the human key for live trading
+    dry_run: bool | None = None  # None: on in live, off elsewhere
 
     # where state lives (default: under DAGSTER_HOME)
     home: Path = Field(default_factory=default_home)
@@ -60,7 +62,7 @@ class TradingSettings(BaseSettings):
     universe_size: int = Field(default=50, ge=2, le=5000)
     market_seed: int = 7
     regime_shift_date: date | None = None
-    history_start: date = date(2021, 1, 4)
+    history_start: date = date(2020, 1, 2)
 
     # model
     model_name: str = "daily_ml_lgbm"
@@ -115,3 +117,7 @@ class TradingSettings(BaseSettings):
     @property
     def resolved_broker(self) -> BrokerName:
         return self.broker or BrokerName.SIMULATOR
+
+    @property
+    def resolved_dry_run(self) -> bool:
+        return self.env is TradingEnv.LIVE if self.dry_run is None else self.dry_run

@@ -1,0 +1,42 @@
+"""The keys that must all be turned before an order leaves for a broker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionKeys:
+    trading_env: str  # local | paper | live
+    live_enabled: bool  # the human key: TRADING_LIVE_ENABLED=true
+    promotion_approved: bool  # an approved promotion on record for the model in use
+    kill_switch_engaged: bool
+    dry_run: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionDecision:
+    send: bool
+    reasons: tuple[str, ...]
+
+    @property
+    def explanation(self) -> str:
+        return "all keys turned" if self.send else "; ".join(self.reasons)
+
+
+def may_submit(keys: SubmissionKeys) -> SubmissionDecision:
+    """Every reason not to send, or permission to send. Local and paper need only the kill
+    switch released (and dry-run off); live needs every key at once."""
+    reasons: list[str] = []
+    if keys.kill_switch_engaged:
+        reasons.append("the kill switch is engaged (clear it with clear_kill_switch_job)")
+    if keys.dry_run:
+        reasons.append("dry-run is on (TRADING_DRY_RUN=false to send)")
+    if keys.trading_env == "live":
+        if not keys.live_enabled:
+            reasons.append("live trading is not enabled (TRADING_LIVE_ENABLED=true)")
+        if not keys.promotion_approved:
+            reasons.append("no approved paper-to-live promotion is on record for the model in use")
+    elif keys.trading_env not in ("local", "paper"):
+        reasons.append(f"unknown TRADING_ENV {keys.trading_env!r}")
+    return SubmissionDecision(send=not reasons, reasons=tuple(reasons))

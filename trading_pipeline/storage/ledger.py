@@ -1,0 +1,220 @@
+"""The ledger: our record of what we asked brokers for and what they said happened.
+
+Event tables are append-only; `ledger_orders` keeps one row per intent with its latest
+status, and every status change is also appended to `ledger_order_events`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+
+import polars as pl
+
+from trading_pipeline.domain.orders import (
+    AccountSnapshot,
+    FillReport,
+    OrderIntent,
+    OrderStatusReport,
+    PositionReport,
+)
+from trading_pipeline.storage.warehouse import Warehouse
+
+OPEN_STATUSES = ("new", "partially_filled", "submitting")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Ledger:
+    def __init__(self, warehouse: Warehouse):
+        self.warehouse = warehouse
+
+    # -- orders ----------------------------------------------------------------
+
+    def order(self, client_order_id: str) -> dict | None:
+        rows = self.warehouse.query(
+            "select * from ledger_orders where client_order_id = ?", [client_order_id]
+        )
+        return rows.row(0, named=True) if rows.height else None
+
+    def record_intent(self, intent: OrderIntent, broker: str, *, dry_run: bool, status: str,
+                      reason: str | None = None) -> bool:
+        """Record an intent before it is sent. False if the id is already in the ledger."""
+        now = _now()
+        with self.warehouse.transaction() as con:
+            exists = con.execute(
+                "select 1 from ledger_orders where client_order_id = ?", [intent.client_order_id]
+            ).fetchone()
+            if exists:
+                return False
+            con.execute(
+                """insert into ledger_orders values
+                   (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, null, null, ?, ?, ?)""",
+                [intent.client_order_id, intent.strategy, intent.session, broker, intent.symbol,
+                 str(intent.side), intent.quantity, str(intent.order_type),
+                 str(intent.time_in_force), intent.limit_price, intent.stop_price,
+                 intent.trail_percent, intent.trail_amount, str(intent.purpose), dry_run, status,
+                 reason, now, now],
+            )
+            con.execute(
+                "insert into ledger_order_events values (?, ?, ?, 0, null, ?)",
+                [intent.client_order_id, now, status, reason],
+            )
+        return True
+
+    def record_status(self, report: OrderStatusReport) -> None:
+        now = _now()
+        with self.warehouse.transaction() as con:
+            con.execute(
+                """update ledger_orders set status = ?, filled_quantity = ?, avg_fill_price = ?,
+                   broker_order_id = coalesce(?, broker_order_id), reason = coalesce(?, reason),
+                   updated_at = ? where client_order_id = ?""",
+                [str(report.status), report.filled_quantity, report.avg_fill_price,
+                 report.broker_order_id, report.reason, now, report.client_order_id],
+            )
+            con.execute(
+                "insert into ledger_order_events values (?, ?, ?, ?, ?, ?)",
+                [report.client_order_id, now, str(report.status), report.filled_quantity,
+                 report.avg_fill_price, report.reason],
+            )
+
+    def orders_for_session(self, session: date, strategy: str) -> pl.DataFrame:
+        return self.warehouse.query(
+            "select * from ledger_orders where session = ? and strategy = ? order by client_order_id",
+            [session, strategy],
+        )
+
+    def open_orders(self, broker: str) -> pl.DataFrame:
+        return self.warehouse.query(
+            f"""select * from ledger_orders where broker = ? and not dry_run
+                and status in ({", ".join("?" * len(OPEN_STATUSES))})""",
+            [broker, *OPEN_STATUSES],
+        )
+
+    def order_ids(self, broker: str) -> set[str]:
+        rows = self.warehouse.query(
+            "select client_order_id from ledger_orders where broker = ?", [broker]
+        )
+        return set(rows["client_order_id"].to_list())
+
+    # -- fills and positions -----------------------------------------------------
+
+    def record_fills(self, fills: Iterable[FillReport], broker: str, session: date) -> int:
+        """Append fills not yet recorded (by fill id); returns how many were new."""
+        rows = [
+            {"fill_id": f.fill_id, "client_order_id": f.client_order_id, "broker": broker,
+             "symbol": f.symbol, "side": str(f.side), "quantity": f.quantity, "price": f.price,
+             "commission": f.commission,
+             "filled_at": f.filled_at.astimezone(UTC).replace(tzinfo=None),
+             "recorded_session": session}
+            for f in fills
+        ]
+        if not rows:
+            return 0
+        incoming = pl.DataFrame(rows)
+        with self.warehouse.transaction() as con:
+            before = con.execute("select count(*) from ledger_fills").fetchone()[0]
+            con.execute(
+                """insert into ledger_fills select * from incoming
+                   where fill_id not in (select fill_id from ledger_fills)"""
+            )
+            after = con.execute("select count(*) from ledger_fills").fetchone()[0]
+        return after - before
+
+    def fills(self, broker: str) -> pl.DataFrame:
+        return self.warehouse.query(
+            "select * from ledger_fills where broker = ? order by filled_at, fill_id", [broker]
+        )
+
+    def filled_quantity_by_order(self, broker: str) -> dict[str, float]:
+        rows = self.warehouse.query(
+            """select client_order_id, sum(quantity) as q from ledger_fills
+               where broker = ? group by client_order_id""",
+            [broker],
+        )
+        return dict(zip(rows["client_order_id"].to_list(), rows["q"].to_list()))
+
+    def snapshot_positions(self, session: date, broker: str,
+                           positions: Iterable[PositionReport]) -> None:
+        frame = pl.DataFrame(
+            [{"session": session, "broker": broker, "symbol": p.symbol,
+              "quantity": p.quantity, "avg_entry_price": p.avg_entry_price,
+              "market_price": p.market_price} for p in positions],
+            schema={"session": pl.Date, "broker": pl.String, "symbol": pl.String,
+                    "quantity": pl.Float64, "avg_entry_price": pl.Float64,
+                    "market_price": pl.Float64},
+        )
+        self.warehouse.replace_where("ledger_positions", {"session": session, "broker": broker}, frame)
+
+    def snapshot_account(self, session: date, broker: str, account: AccountSnapshot) -> None:
+        frame = pl.DataFrame(
+            [{"session": session, "broker": broker, "cash": account.cash,
+              "equity": account.equity, "buying_power": account.buying_power, "at": _now()}]
+        )
+        self.warehouse.replace_where("ledger_account", {"session": session, "broker": broker}, frame)
+
+    def account_history(self, broker: str, through: date) -> pl.DataFrame:
+        return self.warehouse.query(
+            "select session, equity, cash from ledger_account where broker = ? and session <= ? order by session",
+            [broker, through],
+        )
+
+    # -- controls and audit ------------------------------------------------------
+
+    def kill_switch_engaged(self) -> tuple[bool, str | None]:
+        rows = self.warehouse.query(
+            "select engaged, reason from kill_switch_events order by recorded_at desc limit 1"
+        )
+        if rows.is_empty():
+            return False, None
+        return bool(rows["engaged"][0]), rows["reason"][0]
+
+    def set_kill_switch(self, engaged: bool, reason: str, actor: str) -> None:
+        if not reason.strip():
+            raise ValueError("a reason is required to change the kill switch")
+        self.warehouse.execute(
+            "insert into kill_switch_events values (?, ?, ?, ?)", [_now(), engaged, reason, actor]
+        )
+
+    def record_risk_event(self, session: date | None, kind: str, detail: str, *,
+                          symbol: str | None = None, value: float | None = None,
+                          limit_value: float | None = None) -> None:
+        self.warehouse.execute(
+            "insert into risk_events values (?, ?, ?, ?, ?, ?, ?)",
+            [_now(), session, kind, symbol, detail, value, limit_value],
+        )
+
+    def record_model_event(self, model_name: str, version: str, alias: str, action: str,
+                           reason: str, previous_version: str | None = None,
+                           metrics: dict | None = None) -> None:
+        self.warehouse.execute(
+            "insert into model_events values (?, ?, ?, ?, ?, ?, ?, ?)",
+            [_now(), model_name, version, alias, action, reason, previous_version,
+             json.dumps(metrics or {}, default=str)],
+        )
+
+    def model_events(self, model_name: str) -> pl.DataFrame:
+        return self.warehouse.query(
+            "select * from model_events where model_name = ? order by recorded_at", [model_name]
+        )
+
+    def record_promotion(self, strategy: str, model_version: str | None, stage_from: str,
+                         stage_to: str, decision: str, reasons: Iterable[str],
+                         sessions_evaluated: int) -> None:
+        self.warehouse.execute(
+            "insert into promotion_decisions values (?, ?, ?, ?, ?, ?, ?, ?)",
+            [_now(), strategy, model_version, stage_from, stage_to, decision,
+             json.dumps(list(reasons)), sessions_evaluated],
+        )
+
+    def latest_promotion(self, strategy: str) -> dict | None:
+        rows = self.warehouse.query(
+            """select * from promotion_decisions where strategy = ?
+               order by recorded_at desc limit 1""",
+            [strategy],
+        )
+        return rows.row(0, named=True) if rows.height else None
+

@@ -1,0 +1,51 @@
+import itertools
+from datetime import date
+
+import polars as pl
+import pytest
+
+from trading_pipeline.domain.performance import equity_curve, summary
+from trading_pipeline.domain.promotion import (
+    Decision,
+    PromotionEvidence,
+    PromotionGates,
+    evaluate_promotion,
+)
+from trading_pipeline.domain.safety import SubmissionKeys, may_submit
+
+
+def test_exactly_one_combination_of_live_keys_sends():
+    sent = []
+    for live_enabled, approved, killed, dry in itertools.product([True, False], repeat=4):
+        decision = may_submit(SubmissionKeys("live", live_enabled, approved, killed, dry))
+        if decision.send:
+            sent.append((live_enabled, approved, killed, dry))
+        else:
+            assert decision.reasons  # every refusal says why
+    assert sent == [(True, True, False, False)]
+
+
+def test_local_sends_unless_killed_or_dry_run():
+    assert may_submit(SubmissionKeys("local", False, False, False, False)).send
+    killed = may_submit(SubmissionKeys("local", False, False, True, False))
+    assert not killed.send and "kill switch" in killed.explanation
+
+
+def test_promotion_decisions():
+    gates = PromotionGates(min_sessions=20)
+    good = PromotionEvidence(30, 0.02, -0.03, 0, 0, 0)
+    assert evaluate_promotion(good, gates).decision is Decision.APPROVED
+    early = PromotionEvidence(5, 0.02, -0.03, 0, 0, 0)
+    assert evaluate_promotion(early, gates).decision is Decision.NEEDS_REVIEW
+    bad = evaluate_promotion(PromotionEvidence(30, -0.1, -0.3, 2, 1, 3), gates)
+    assert bad.decision is Decision.REJECTED and len(bad.reasons) == 5
+
+
+def test_equity_curve_pnl_and_drawdown():
+    account = pl.DataFrame({"session": [date(2024, 1, d) for d in (2, 3, 4)], "equity": [110.0, 99.0, 121.0]})
+    curve = equity_curve(account, 100.0)
+    assert curve["daily_pnl"].to_list() == pytest.approx([10.0, -11.0, 22.0])
+    assert curve["drawdown"].to_list() == pytest.approx([0.0, 99 / 110 - 1, 0.0])
+    stats = summary(curve, 100.0)
+    assert stats["total_return"] == pytest.approx(0.21)
+    assert stats["max_drawdown"] == pytest.approx(99 / 110 - 1)
