@@ -35,7 +35,21 @@ class DataSource(StrEnum):
 
 
 def default_home() -> Path:
+    """Where runtime state goes unless TRADING_HOME says otherwise: DAGSTER_HOME."""
     return Path(os.environ.get("DAGSTER_HOME") or "dagster_home").resolve()
+
+
+class BrokerConnectionSettings(BaseSettings):
+    """Non-secret connection settings under each SDK's usual names. Credentials are not
+    here: resources read them through Dagster `EnvVar`, which keeps them out of the UI."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    apca_api_base_url: str | None = None
+    ibkr_host: str | None = None
+    ibkr_port: str | None = None
+    ibkr_client_id: str | None = None
+    ibkr_gateway: str | None = None
 
 
 class TradingSettings(BaseSettings):

@@ -46,7 +46,7 @@ def call_with_retries(
         last = exhausted.last_attempt.exception()
         detail = scrub(f"{type(last).__name__}: {last}", secrets)
         raise BrokerUnavailable(
-            f"{broker} did not answer {operation} after {attempts} attempts ({detail}). "
-            "Check that the broker (or TWS/Gateway) is running and reachable; nothing was lost, "
-            "re-run the step when it is back."
+            f"{broker} did not answer {operation} after {attempts} attempt"
+            f"{'s' if attempts != 1 else ''} ({detail}). Check that the broker (for IBKR: TWS or "
+            "IB Gateway) is running and reachable; nothing was lost, re-run the step when it is back."
         ) from None

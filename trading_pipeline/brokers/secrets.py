@@ -10,6 +10,11 @@ MASK = "***"
 class Secret(str):
     """A credential: behaves as the string for SDKs, shows as *** everywhere else."""
 
+    def __new__(cls, value: str) -> "Secret":
+        # Wrapping a Secret again must keep the real value, not its mask.
+        raw = value.value if isinstance(value, Secret) else value
+        return super().__new__(cls, raw)
+
     def __repr__(self) -> str:
         return f"Secret({MASK})"
 

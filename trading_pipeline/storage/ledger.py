@@ -152,7 +152,7 @@ class Ledger:
     def snapshot_account(self, session: date, broker: str, account: AccountSnapshot) -> None:
         frame = pl.DataFrame(
             [{"session": session, "broker": broker, "cash": account.cash,
-              "equity": account.equity, "buying_power": account.buying_power, "at": _now()}]
+              "equity": account.equity, "buying_power": account.buying_power, "recorded_at": _now()}]
         )
         self.warehouse.replace_where("ledger_account", {"session": session, "broker": broker}, frame)
 

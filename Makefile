@@ -1,0 +1,42 @@
+# Two commands for a newcomer: `make demo` and `make test`. Needs only python3 (3.11+), git and make.
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+VENV_PY := .venv/bin/python
+export DAGSTER_HOME := $(CURDIR)/dagster_home
+
+.PHONY: install demo test ui sessions summary clean-state
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+install: $(UV)
+	$(UV) sync --frozen --quiet
+
+## Run daily_trading_job for the latest completed NYSE session on the embedded default.
+demo: install
+	@SESSION=$${SESSION:-$$($(VENV_PY) -m trading_pipeline.cli latest-session)}; \
+	echo "==> daily_trading_job for session $$SESSION (DAGSTER_HOME=$(DAGSTER_HOME))"; \
+	.venv/bin/dagster job execute -m trading_pipeline.definitions -j daily_trading_job \
+		--tags "{\"dagster/partition\": \"$$SESSION\"}" && \
+	$(VENV_PY) -m trading_pipeline.cli summary --session $$SESSION
+
+## Run the whole test suite.
+test: install
+	$(VENV_PY) -m pytest
+
+## The Dagster web UI on http://127.0.0.1:3000
+ui: install
+	.venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+## The daily job over a range of sessions: make sessions FROM=2024-01-02 TO=2024-02-13
+sessions: install
+	$(VENV_PY) -m trading_pipeline.cli run-sessions --start $(FROM) --end $(TO)
+
+summary: install
+	$(VENV_PY) -m trading_pipeline.cli summary
+
+## Forget every run, the warehouse and the models (keeps dagster_home/dagster.yaml).
+clean-state:
+	find dagster_home -mindepth 1 ! -name dagster.yaml -exec rm -rf {} +

@@ -1,0 +1,271 @@
+"""The Alpaca adapter: the `Broker` protocol over alpaca-py's TradingClient."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from trading_pipeline.brokers.alpaca import translate
+from trading_pipeline.brokers.alpaca.config import ENV_KEY_ID, ENV_SECRET_KEY, AlpacaConfig
+from trading_pipeline.brokers.alpaca.http import (
+    CREDENTIAL_STATUSES,
+    build_client,
+    client_base_url,
+    error_reason,
+    http_status,
+    is_transient,
+    is_unreadable,
+)
+from trading_pipeline.brokers.base import BrokerError, OrderNotFound
+from trading_pipeline.brokers.retry import call_with_retries
+from trading_pipeline.brokers.secrets import scrub
+from trading_pipeline.domain.orders import (
+    AccountSnapshot,
+    FillReport,
+    OrderIntent,
+    OrderStatusReport,
+    PositionReport,
+)
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+REJECTION_STATUSES = frozenset({403, 422})  # on POST /orders: buying power, validation
+DUPLICATE_ID_MESSAGE = "client_order_id must be unique"
+ACTIVITY_PAGE_SIZE = 100  # Alpaca's maximum
+MAX_ACTIVITY_PAGES = 500  # 50,000 fills: far beyond a daily look-back; stops a runaway loop
+OPEN_ORDERS_LIMIT = 500  # Alpaca's maximum per request
+CANCEL_CONFIRM_POLLS = 5
+CANCEL_CONFIRM_INTERVAL = 0.2
+
+
+class AlpacaBroker:
+    """Orders, fills, positions and the account at Alpaca (paper or live).
+
+    `submit` is idempotent by client order id: every attempt first asks Alpaca for an order
+    with that id (GET /v2/orders:by_client_order_id) and sends only when there is none, so
+    a retry after an answer lost in transit finds the order instead of placing another.
+    Alpaca also refuses a second order with the same id, which the adapter treats the same way.
+    """
+
+    name = "alpaca"
+
+    def __init__(
+        self,
+        config: AlpacaConfig,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        client: Any = None,
+    ) -> None:
+        self.config = config
+        self._sleep = sleep
+        self._client = client if client is not None else build_client(config)
+        self._client_ids: dict[str, str] = {}  # Alpaca order id -> our client order id
+
+    def __repr__(self) -> str:
+        return f"AlpacaBroker(endpoint={self.endpoint!r}, paper={self.config.paper})"
+
+    def __enter__(self) -> AlpacaBroker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def endpoint(self) -> str:
+        """The base URL the SDK client is configured with (no request is made)."""
+        return client_base_url(self._client)
+
+    # -- the protocol ------------------------------------------------------------------
+
+    def submit(self, intent: OrderIntent) -> OrderStatusReport:
+        request = translate.order_request(intent)  # bad intents fail here, before any network
+
+        def attempt():
+            existing = self._find_order(intent.client_order_id, "submit")
+            if existing is not None:
+                return existing
+            return self._client.submit_order(request)
+
+        try:
+            order = self._retrying("submit", attempt)
+        except Exception as error:  # only the POST's own non-transient answers reach here
+            status = http_status(error)
+            if status is None:
+                if is_unreadable(error):
+                    raise self._refused("submit", error) from None
+                raise
+            reason = self._scrub(error_reason(error))
+            if status == 422 and DUPLICATE_ID_MESSAGE in reason:
+                # an order with this id exists after all (sent by a parallel run): report it
+                found = self._retrying("submit", lambda: self._find_order(intent.client_order_id, "submit"))
+                if found is not None:
+                    return self._report(found)
+            if status in REJECTION_STATUSES:
+                log.warning("Alpaca rejected order %s (HTTP %s): %s", intent.client_order_id, status, reason)
+                return translate.rejected_report(intent, f"Alpaca HTTP {status}: {reason}")
+            raise self._refused("submit", error) from None
+        return self._report(order)
+
+    def cancel(self, client_order_id: str) -> OrderStatusReport:
+        order = self._retrying("cancel", lambda: self._find_order(client_order_id, "cancel"))
+        if order is None:
+            raise OrderNotFound(f"Alpaca has no order with client order id {client_order_id!r} to cancel")
+        if not self._report(order).status.is_open:
+            return self._report(order)
+
+        def request_cancel():
+            try:
+                self._client.cancel_order_by_id(order.id)
+            except Exception as error:
+                # 422: no longer cancelable (filled or canceled meanwhile); the status below says which
+                if http_status(error) != 422:
+                    self._raise_unless_transient(error, "cancel")
+
+        self._retrying("cancel", request_cancel)
+        # Alpaca cancels asynchronously (pending_cancel first): ask a few times, briefly
+        for poll in range(CANCEL_CONFIRM_POLLS):
+            order = self._retrying("cancel", lambda: self._find_order(client_order_id, "cancel"))
+            if order is None:
+                raise OrderNotFound(f"Alpaca lost order {client_order_id!r} while canceling it")
+            if not translate.is_pending_cancel(order) or poll == CANCEL_CONFIRM_POLLS - 1:
+                break
+            self._sleep(CANCEL_CONFIRM_INTERVAL)
+        return self._report(order)
+
+    def order_status(self, client_order_id: str) -> OrderStatusReport | None:
+        order = self._retrying("order status", lambda: self._find_order(client_order_id, "order status"))
+        return None if order is None else self._report(order)
+
+    def open_orders(self) -> list[OrderStatusReport]:
+        from alpaca.trading.enums import QueryOrderStatus
+        from alpaca.trading.requests import GetOrdersRequest
+
+        query = GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=OPEN_ORDERS_LIMIT, nested=False)
+        orders = self._retrying("open orders",
+                                self._guarded("open orders", lambda: self._client.get_orders(query)))
+        if len(orders) >= OPEN_ORDERS_LIMIT:
+            log.warning("Alpaca returned %s open orders, its per-request maximum: some may be missing",
+                        len(orders))
+        return [self._report(order) for order in orders]
+
+    def fills(self, since: datetime) -> list[FillReport]:
+        """Executions since `since`, one per FILL account activity (GET
+        /v2/account/activities/FILL; alpaca-py's TradingClient has no method for it, so the
+        client's generic `get` is used, with the same timeout and retries)."""
+        activities = self._fill_activities(since)
+        return [
+            translate.fill_report(activity, self._client_order_id(str(activity["order_id"])))
+            for activity in activities
+        ]
+
+    def positions(self) -> list[PositionReport]:
+        positions = self._retrying("positions", self._guarded("positions", self._client.get_all_positions))
+        return [translate.position_report(p) for p in positions]
+
+    def account(self) -> AccountSnapshot:
+        account = self._retrying("account", self._guarded("account", self._client.get_account))
+        return translate.account_snapshot(account, datetime.now(UTC))
+
+    def close(self) -> None:
+        self._client._session.close()
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _fill_activities(self, since: datetime) -> list[dict]:
+        params: dict[str, Any] = {
+            "after": translate.activity_time_param(since),
+            "direction": "asc",
+            "page_size": ACTIVITY_PAGE_SIZE,
+        }
+        collected: list[dict] = []
+        for _ in range(MAX_ACTIVITY_PAGES):
+            page = self._retrying(
+                "fills",
+                self._guarded("fills", lambda: self._client.get("/account/activities/FILL", dict(params))),
+            )
+            page = [a for a in page or [] if a.get("activity_type", "FILL") == "FILL"]
+            collected.extend(page)
+            if len(page) < ACTIVITY_PAGE_SIZE:
+                return collected
+            params["page_token"] = page[-1]["id"]
+        raise BrokerError(f"Alpaca returned more than {MAX_ACTIVITY_PAGES} pages of fills since "
+                          f"{since.isoformat()}: ask for a shorter period")
+
+    def _client_order_id(self, order_id: str) -> str:
+        """Our client order id for an Alpaca order id (remembered; fetched when unknown)."""
+        if order_id not in self._client_ids:
+
+            def fetch():
+                try:
+                    return self._client.get_order_by_id(order_id)
+                except Exception as error:
+                    if http_status(error) == 404:
+                        return None
+                    self._raise_unless_transient(error, "fills")
+
+            order = self._retrying("fills", fetch)
+            # an execution of an order Alpaca no longer knows: keep it visible, flagged as foreign
+            self._client_ids[order_id] = order.client_order_id if order is not None else f"alpaca-{order_id}"
+        return self._client_ids[order_id]
+
+    def _find_order(self, client_order_id: str, operation: str):
+        """Alpaca's order with this client order id, or None. Transient errors propagate
+        (to be retried); any other refusal becomes a BrokerError at once."""
+        try:
+            return self._client.get_order_by_client_id(client_order_id)
+        except Exception as error:
+            if http_status(error) == 404:
+                return None
+            self._raise_unless_transient(error, operation)
+
+    def _report(self, order) -> OrderStatusReport:
+        self._client_ids[str(order.id)] = order.client_order_id
+        return translate.order_report(order)
+
+    def _guarded(self, operation: str, fn: Callable[[], T]) -> Callable[[], T]:
+        def run() -> T:
+            try:
+                return fn()
+            except Exception as error:
+                self._raise_unless_transient(error, operation)
+
+        return run
+
+    def _raise_unless_transient(self, error: BaseException, operation: str):
+        """Re-raise `error` for `call_with_retries` to retry (or to pass on, when it is not
+        Alpaca's); turn Alpaca's refusals and unreadable answers into a BrokerError."""
+        if is_transient(error) or not (http_status(error) is not None or is_unreadable(error)):
+            raise error
+        raise self._refused(operation, error) from None
+
+    def _refused(self, operation: str, error: BaseException) -> BrokerError:
+        status = http_status(error)
+        if status is None:  # pydantic could not read the answer
+            return BrokerError(f"Alpaca answered {operation} with a payload this adapter cannot read: "
+                               f"{self._scrub(str(error))[:300]}")
+        reason = self._scrub(error_reason(error))
+        hint = ""
+        if status in CREDENTIAL_STATUSES:
+            kind = "paper" if self.config.paper else "live"
+            hint = (f"; check {ENV_KEY_ID} and {ENV_SECRET_KEY} are the {kind} account's keys "
+                    f"for {self.endpoint}")
+        return BrokerError(f"Alpaca refused {operation} (HTTP {status}): {reason}{hint}")
+
+    def _retrying(self, operation: str, fn: Callable[[], T]) -> T:
+        return call_with_retries(
+            fn,
+            broker="Alpaca",
+            operation=operation,
+            attempts=self.config.max_attempts,
+            base_delay=self.config.retry_base_delay,
+            is_transient=is_transient,
+            secrets=self.config.secrets,
+            sleep=self._sleep,
+        )
+
+    def _scrub(self, text: str) -> str:
+        return scrub(text, self.config.secrets)

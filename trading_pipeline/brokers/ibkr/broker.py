@@ -1,0 +1,231 @@
+"""The Interactive Brokers adapter: the `Broker` protocol over ib_insync and TWS/Gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from trading_pipeline.brokers.base import BrokerError, OrderNotFound
+from trading_pipeline.brokers.ibkr import translate
+from trading_pipeline.brokers.ibkr.config import IbkrConfig
+from trading_pipeline.brokers.ibkr.session import IbkrSession
+from trading_pipeline.domain.orders import (
+    AccountSnapshot,
+    FillReport,
+    OrderIntent,
+    OrderStatusReport,
+    PositionReport,
+)
+
+if TYPE_CHECKING:
+    from ib_insync import IB, Trade
+
+_PENDING = {"PendingSubmit", "ApiPending"}  # not yet acknowledged by TWS
+_SUMMARY_TAGS = "NetLiquidation,TotalCashValue,BuyingPower,AvailableFunds,GrossPositionValue"
+_POLL = 0.01
+log = logging.getLogger("trading_pipeline.brokers.ibkr")
+
+
+class IbkrBroker:
+    """Orders, fills, positions and the account at IBKR through TWS or IB Gateway.
+
+    Connects lazily on the first call (or `connect()`), reconnects after a drop, and is
+    safe to call from any thread. `submit` is idempotent by client order id: it first
+    asks TWS for open and completed orders whose `orderRef` is that id.
+    """
+
+    name = "ibkr"
+
+    def __init__(self, config: IbkrConfig, *, sleep: Callable[[float], None] = time.sleep):
+        self.config = config
+        self._session = IbkrSession(config, sleep=sleep)
+
+    def __repr__(self) -> str:
+        c = self.config
+        return f"IbkrBroker(host={c.host!r}, port={c.port}, client_id={c.client_id})"
+
+    def __enter__(self) -> IbkrBroker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def connect_count(self) -> int:
+        """How many API connections this broker has opened (reconnects included)."""
+        return self._session.connect_count
+
+    def connect(self) -> None:
+        async def nothing(_ib: IB) -> None:
+            return None
+
+        self._session.run("connect", nothing)
+
+    def submit(self, intent: OrderIntent) -> OrderStatusReport:
+        cid = intent.client_order_id
+
+        async def work(ib: IB) -> OrderStatusReport:
+            found = await self._find(ib, cid)
+            if found is not None:
+                report = await self._report(ib, *found)
+                log.info("IBKR already has order %s (%s): not sending it again", cid, report.status)
+                return report
+            order = translate.to_ib_order(intent, self._session.account_id)
+            trade = ib.placeOrder(translate.stock_contract(intent.symbol), order)
+            await self._until(
+                ib, lambda: trade.orderStatus.status not in _PENDING or trade.isDone(),
+                f"TWS did not acknowledge order {cid}; it may still have reached the broker "
+                "(the next attempt looks for it before sending again)",
+            )
+            return self._to_report(trade)
+
+        return self._session.run(f"submit {cid}", work)
+
+    def cancel(self, client_order_id: str) -> OrderStatusReport:
+        async def work(ib: IB) -> OrderStatusReport:
+            found = await self._find(ib, client_order_id)
+            if found is None:
+                raise OrderNotFound(f"IBKR has no order with client order id {client_order_id}")
+            trade, _ = found
+            if self._to_report(trade).status.is_open:
+                ib.cancelOrder(trade.order)
+                await self._until(
+                    ib, trade.isDone, f"TWS did not confirm the cancel of {client_order_id}"
+                )
+                # ask again: a cancel can lose a race with a fill, and ib_insync marks an
+                # order cancelled locally on any error about it
+                found = await self._find(ib, client_order_id) or found
+            return await self._report(ib, *found)
+
+        return self._session.run(f"cancel {client_order_id}", work)
+
+    def order_status(self, client_order_id: str) -> OrderStatusReport | None:
+        async def work(ib: IB) -> OrderStatusReport | None:
+            found = await self._find(ib, client_order_id)
+            return None if found is None else await self._report(ib, *found)
+
+        return self._session.run(f"order status {client_order_id}", work)
+
+    def open_orders(self) -> list[OrderStatusReport]:
+        async def work(ib: IB) -> list[OrderStatusReport]:
+            trades = await self._session.request(ib.reqAllOpenOrdersAsync())
+            reports = [self._to_report(t) for t in trades if self._is_ours(t)]
+            return [r for r in reports if r.status.is_open]
+
+        return self._session.run("open orders", work)
+
+    def fills(self, since: datetime) -> list[FillReport]:
+        """Executions TWS still reports (it keeps the current day, or up to 7 days if set)."""
+        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+
+        async def work(ib: IB) -> list[FillReport]:
+            fills = await self._executions(ib)
+            return [translate.fill_to_report(f) for f in fills if f.execution.time >= since]
+
+        return self._session.run("fills", work)
+
+    def positions(self) -> list[PositionReport]:
+        async def work(ib: IB) -> list[PositionReport]:
+            positions = await self._session.request(ib.reqPositionsAsync())
+            account = self._session.account_id
+            return [
+                translate.position_to_report(p)
+                for p in positions
+                if p.account == account and p.position != 0
+            ]
+
+        return self._session.run("positions", work)
+
+    def account(self) -> AccountSnapshot:
+        async def work(ib: IB) -> AccountSnapshot:
+            req_id = ib.client.getReqId()
+            done = ib.wrapper.startReq(req_id)
+            ib.client.reqAccountSummary(req_id, "All", _SUMMARY_TAGS)
+            try:
+                await self._session.request(done)
+            finally:
+                # TWS allows only two summary subscriptions at once: always release ours
+                if ib.isConnected():
+                    ib.client.cancelAccountSummary(req_id)
+            try:
+                return translate.account_snapshot(
+                    ib.wrapper.acctSummary.values(), self._session.account_id, datetime.now(UTC)
+                )
+            except ValueError as exc:
+                raise BrokerError(f"IBKR account: {exc}") from None
+
+        return self._session.run("account", work)
+
+    def close(self) -> None:
+        self._session.close()
+
+    # internals
+
+    def _is_ours(self, trade: Trade) -> bool:
+        """Orders of the traded account (orders without an account are the login's own)."""
+        return trade.order.account in ("", self._session.account_id)
+
+    async def _find(self, ib: IB, client_order_id: str) -> tuple[Trade, Trade | None] | None:
+        """The broker's order with this orderRef, and the live trade of this session if any.
+
+        Open orders first, then completed ones (filled, cancelled, rejected), then orders
+        this session saw end (a rejection TWS may not list). An order this session believes
+        open but TWS does not list is not found: TWS is the judge of what is working. The
+        live trade carries fills and average price that completed-order records lack.
+        """
+        open_trades = await self._session.request(ib.reqAllOpenOrdersAsync())
+        completed = await self._session.request(ib.reqCompletedOrdersAsync(False))
+        ended = [t for t in ib.trades() if not self._to_report(t).status.is_open]
+        for group in (open_trades, completed, ended):
+            matches = [
+                t for t in group if t.order.orderRef == client_order_id and self._is_ours(t)
+            ]
+            if matches:
+                trade = max(matches, key=lambda t: t.order.permId)
+                live = ib.wrapper.permId2Trade.get(trade.order.permId) if trade.order.permId else None
+                return trade, (live if live is not trade else None)
+        return None
+
+    async def _report(self, ib: IB, trade: Trade, live: Trade | None) -> OrderStatusReport:
+        """The broker's record of the order, enriched by what this session saw live."""
+        report = self._to_report(trade)
+        if live is not None:
+            report = translate.enrich(report, self._to_report(live))
+        if report.filled_quantity > 0 and report.avg_fill_price is None:
+            # completed-order records carry no price: rebuild it from the executions
+            executions = [
+                f for f in await self._executions(ib)
+                if f.execution.orderRef == report.client_order_id
+            ]
+            report = replace(report, avg_fill_price=translate.average_price(executions))
+        return report
+
+    def _to_report(self, trade: Trade) -> OrderStatusReport:
+        return translate.trade_to_report(trade, scrub=self._session.scrub)
+
+    async def _executions(self, ib: IB):
+        from ib_insync import ExecutionFilter
+
+        fills = await self._session.request(
+            ib.reqExecutionsAsync(ExecutionFilter(acctCode=self._session.account_id or ""))
+        )
+        # ib_insync attaches commission reports to the first Fill object it saw per execId
+        known = ib.wrapper.fills
+        fills = [known.get(f.execution.execId, f) for f in fills]
+        return [f for f in fills if f.execution.acctNumber in ("", self._session.account_id)]
+
+    async def _until(self, ib: IB, condition: Callable[[], bool], timeout_message: str) -> None:
+        """Let TWS messages arrive until `condition` holds, within the request timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.request_timeout
+        while not condition():
+            if not ib.isConnected():
+                raise ConnectionError("the connection to TWS dropped while waiting for an answer")
+            if loop.time() >= deadline:
+                raise TimeoutError(f"{timeout_message} within {self.config.request_timeout:g} s")
+            await asyncio.sleep(_POLL)

@@ -1,0 +1,322 @@
+"""The simulator's own tables in the warehouse (prefix `sim_`): the broker's side of the books.
+
+The ledger tables are our side and are never written here. Every table is keyed by account,
+so several simulated accounts can share one warehouse file. Timestamps are stored as naive
+UTC (like the ledger) and come back timezone-aware.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import duckdb
+
+from trading_pipeline.domain.orders import (
+    FillReport,
+    OrderStatus,
+    OrderStatusReport,
+    OrderType,
+    Side,
+    TimeInForce,
+)
+from trading_pipeline.storage.warehouse import Warehouse
+
+ACCOUNTS = "sim_accounts"
+ORDERS = "sim_orders"
+FILLS = "sim_fills"
+POSITIONS = "sim_positions"
+MARKS = "sim_marks"
+TABLES = (ACCOUNTS, ORDERS, FILLS, POSITIONS, MARKS)
+
+SIM_DDL = f"""
+create table if not exists {ACCOUNTS} (
+    account varchar primary key,
+    initial_cash double not null,
+    cash double not null,
+    clock_session date,            -- the last session whose bars were processed
+    order_count bigint not null,   -- numbers broker order ids
+    created_at timestamp not null
+);
+create table if not exists {ORDERS} (
+    account varchar not null,
+    client_order_id varchar not null,
+    broker_order_id varchar not null,
+    seq bigint not null,           -- submission order: who gets a bar's volume first
+    symbol varchar not null,
+    side varchar not null,
+    quantity double not null,
+    order_type varchar not null,
+    time_in_force varchar not null,
+    limit_price double,
+    stop_price double,
+    trail_percent double,
+    trail_amount double,
+    status varchar not null,
+    filled_quantity double not null,
+    avg_fill_price double,
+    reason varchar,
+    created_session date not null, -- the clock when submitted: fills only on later sessions
+    triggered boolean not null,
+    trail_reference double,
+    submitted_at timestamp not null,
+    updated_at timestamp not null,
+    primary key (account, client_order_id)
+);
+create table if not exists {FILLS} (
+    account varchar not null,
+    fill_id varchar not null,
+    client_order_id varchar not null,
+    broker_order_id varchar not null,
+    symbol varchar not null,
+    side varchar not null,
+    quantity double not null,
+    price double not null,
+    commission double not null,
+    session date not null,
+    filled_at timestamp not null,
+    primary key (account, fill_id)
+);
+create table if not exists {POSITIONS} (
+    account varchar not null,
+    symbol varchar not null,
+    quantity double not null,
+    avg_entry_price double not null,
+    primary key (account, symbol)
+);
+create table if not exists {MARKS} (
+    account varchar not null,
+    symbol varchar not null,
+    session date not null,         -- the session this close is from
+    close double not null,
+    primary key (account, symbol)
+);
+"""
+
+_ORDER_COLUMNS = (
+    "client_order_id, broker_order_id, seq, symbol, side, quantity, order_type, time_in_force, "
+    "limit_price, stop_price, trail_percent, trail_amount, status, filled_quantity, "
+    "avg_fill_price, reason, created_session, triggered, trail_reference, submitted_at, updated_at"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SimOrder:
+    client_order_id: str
+    broker_order_id: str
+    seq: int
+    symbol: str
+    side: Side
+    quantity: float
+    order_type: OrderType
+    time_in_force: TimeInForce
+    limit_price: float | None
+    stop_price: float | None
+    trail_percent: float | None
+    trail_amount: float | None
+    status: OrderStatus
+    filled_quantity: float
+    avg_fill_price: float | None
+    reason: str | None
+    created_session: date
+    triggered: bool
+    trail_reference: float | None
+    submitted_at: datetime
+    updated_at: datetime
+
+    @property
+    def remaining(self) -> float:
+        return max(self.quantity - self.filled_quantity, 0.0)
+
+    def report(self) -> OrderStatusReport:
+        return OrderStatusReport(
+            client_order_id=self.client_order_id, symbol=self.symbol, side=self.side,
+            quantity=self.quantity, status=self.status, order_type=self.order_type,
+            filled_quantity=self.filled_quantity, avg_fill_price=self.avg_fill_price,
+            broker_order_id=self.broker_order_id, reason=self.reason, updated_at=self.updated_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    initial_cash: float
+    cash: float
+    clock: date | None
+    order_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    quantity: float
+    avg_entry_price: float
+
+
+def to_db_time(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def from_db_time(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC)
+
+
+class SimStore:
+    """Reads and writes of one account's rows. Methods take an open connection so that a
+    caller can group them in one transaction."""
+
+    def __init__(self, warehouse: Warehouse, account: str):
+        self.warehouse = warehouse
+        self.account = account
+
+    def create(self, initial_cash: float) -> None:
+        """Create the tables and the account (with `initial_cash`) if they do not exist yet."""
+        with self.warehouse.transaction() as con:
+            con.execute(SIM_DDL)
+            con.execute(
+                f"insert into {ACCOUNTS} values (?, ?, ?, null, 0, ?) on conflict do nothing",
+                [self.account, initial_cash, initial_cash, to_db_time(datetime.now(UTC))],
+            )
+
+    # -- account ---------------------------------------------------------------
+
+    def account_state(self, con: duckdb.DuckDBPyConnection) -> AccountState:
+        row = con.execute(
+            f"select initial_cash, cash, clock_session, order_count from {ACCOUNTS} where account = ?",
+            [self.account],
+        ).fetchone()
+        if row is None:
+            raise LookupError(f"simulated account {self.account!r} does not exist")
+        return AccountState(float(row[0]), float(row[1]), row[2], int(row[3]))
+
+    def set_cash(self, con: duckdb.DuckDBPyConnection, cash: float) -> None:
+        con.execute(f"update {ACCOUNTS} set cash = ? where account = ?", [cash, self.account])
+
+    def set_clock(self, con: duckdb.DuckDBPyConnection, session: date) -> None:
+        con.execute(f"update {ACCOUNTS} set clock_session = ? where account = ?",
+                    [session, self.account])
+
+    def next_order_number(self, con: duckdb.DuckDBPyConnection) -> int:
+        con.execute(f"update {ACCOUNTS} set order_count = order_count + 1 where account = ?",
+                    [self.account])
+        return self.account_state(con).order_count
+
+    # -- orders ----------------------------------------------------------------
+
+    def order(self, con: duckdb.DuckDBPyConnection, client_order_id: str) -> SimOrder | None:
+        rows = self._orders(con, "client_order_id = ?", [client_order_id])
+        return rows[0] if rows else None
+
+    def open_orders(self, con: duckdb.DuckDBPyConnection) -> list[SimOrder]:
+        statuses = [str(OrderStatus.NEW), str(OrderStatus.PARTIALLY_FILLED)]
+        return self._orders(con, "status in (?, ?)", statuses)
+
+    def _orders(self, con, where: str, params: list) -> list[SimOrder]:
+        rows = con.execute(
+            f"select {_ORDER_COLUMNS} from {ORDERS} where account = ? and {where} order by seq",
+            [self.account, *params],
+        ).fetchall()
+        return [_order_from_row(row) for row in rows]
+
+    def insert_order(self, con: duckdb.DuckDBPyConnection, order: SimOrder) -> None:
+        placeholders = ", ".join("?" * (len(_ORDER_COLUMNS.split(",")) + 1))
+        con.execute(f"insert into {ORDERS} (account, {_ORDER_COLUMNS}) values ({placeholders})",
+                    [self.account, *_order_values(order)])
+
+    def update_order(self, con: duckdb.DuckDBPyConnection, order: SimOrder) -> None:
+        con.execute(
+            f"""update {ORDERS} set status = ?, filled_quantity = ?, avg_fill_price = ?,
+                    reason = ?, triggered = ?, trail_reference = ?, updated_at = ?
+                where account = ? and client_order_id = ?""",
+            [str(order.status), order.filled_quantity, order.avg_fill_price, order.reason,
+             order.triggered, order.trail_reference, to_db_time(order.updated_at),
+             self.account, order.client_order_id],
+        )
+
+    # -- fills -----------------------------------------------------------------
+
+    def insert_fill(self, con: duckdb.DuckDBPyConnection, fill: FillReport, session: date) -> None:
+        con.execute(
+            f"insert into {FILLS} values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [self.account, fill.fill_id, fill.client_order_id, fill.broker_order_id, fill.symbol,
+             str(fill.side), fill.quantity, fill.price, fill.commission, session,
+             to_db_time(fill.filled_at)],
+        )
+
+    def fills(self, con: duckdb.DuckDBPyConnection, since: datetime) -> list[FillReport]:
+        rows = con.execute(
+            f"""select fill_id, client_order_id, symbol, side, quantity, price, filled_at,
+                       commission, broker_order_id
+                from {FILLS} where account = ? and filled_at >= ?
+                order by filled_at, broker_order_id, fill_id""",
+            [self.account, to_db_time(since)],
+        ).fetchall()
+        return [
+            FillReport(fill_id=r[0], client_order_id=r[1], symbol=r[2], side=Side(r[3]),
+                       quantity=r[4], price=r[5], filled_at=from_db_time(r[6]), commission=r[7],
+                       broker_order_id=r[8])
+            for r in rows
+        ]
+
+    # -- positions and marks ---------------------------------------------------
+
+    def positions(self, con: duckdb.DuckDBPyConnection) -> dict[str, Position]:
+        rows = con.execute(
+            f"select symbol, quantity, avg_entry_price from {POSITIONS} where account = ? "
+            "order by symbol",
+            [self.account],
+        ).fetchall()
+        return {symbol: Position(qty, avg) for symbol, qty, avg in rows}
+
+    def set_position(self, con: duckdb.DuckDBPyConnection, symbol: str, position: Position) -> None:
+        if position.quantity == 0:
+            con.execute(f"delete from {POSITIONS} where account = ? and symbol = ?",
+                        [self.account, symbol])
+            return
+        con.execute(
+            f"""insert into {POSITIONS} values (?, ?, ?, ?)
+                on conflict (account, symbol) do update
+                set quantity = excluded.quantity, avg_entry_price = excluded.avg_entry_price""",
+            [self.account, symbol, position.quantity, position.avg_entry_price],
+        )
+
+    def marks(self, con: duckdb.DuckDBPyConnection) -> dict[str, tuple[date, float]]:
+        """The last known close of every symbol, with the session it is from."""
+        rows = con.execute(f"select symbol, session, close from {MARKS} where account = ?",
+                           [self.account]).fetchall()
+        return {symbol: (session, close) for symbol, session, close in rows}
+
+    def set_marks(self, con: duckdb.DuckDBPyConnection, session: date,
+                  closes: dict[str, float]) -> None:
+        con.executemany(
+            f"""insert into {MARKS} values (?, ?, ?, ?)
+                on conflict (account, symbol) do update
+                set session = excluded.session, close = excluded.close""",
+            [[self.account, symbol, session, close] for symbol, close in closes.items()],
+        )
+
+
+def _order_values(order: SimOrder) -> list:
+    return [
+        order.client_order_id, order.broker_order_id, order.seq, order.symbol, str(order.side),
+        order.quantity, str(order.order_type), str(order.time_in_force), order.limit_price,
+        order.stop_price, order.trail_percent, order.trail_amount, str(order.status),
+        order.filled_quantity, order.avg_fill_price, order.reason, order.created_session,
+        order.triggered, order.trail_reference, to_db_time(order.submitted_at),
+        to_db_time(order.updated_at),
+    ]
+
+
+def _order_from_row(row: tuple) -> SimOrder:
+    (cid, boid, seq, symbol, side, quantity, order_type, tif, limit_price, stop_price,
+     trail_percent, trail_amount, status, filled, avg, reason, created, triggered, reference,
+     submitted_at, updated_at) = row
+    return SimOrder(
+        client_order_id=cid, broker_order_id=boid, seq=int(seq), symbol=symbol, side=Side(side),
+        quantity=quantity, order_type=OrderType(order_type), time_in_force=TimeInForce(tif),
+        limit_price=limit_price, stop_price=stop_price, trail_percent=trail_percent,
+        trail_amount=trail_amount, status=OrderStatus(status), filled_quantity=filled,
+        avg_fill_price=avg, reason=reason, created_session=created, triggered=bool(triggered),
+        trail_reference=reference, submitted_at=from_db_time(submitted_at),
+        updated_at=from_db_time(updated_at),
+    )

@@ -1,0 +1,93 @@
+"""Shell helpers around the code location: `python -m trading_pipeline.cli --help`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+
+from trading_pipeline.domain.calendar import latest_completed_session, sessions_between
+from trading_pipeline.settings import TradingSettings
+
+
+def _latest_session(_: argparse.Namespace) -> int:
+    print(latest_completed_session().isoformat())
+    return 0
+
+
+def _run_sessions(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from trading_pipeline.definitions import build_definitions
+
+    sessions = sessions_between(args.start, args.end)
+    if not sessions:
+        print(f"no NYSE sessions between {args.start} and {args.end}", file=sys.stderr)
+        return 2
+    job = build_definitions().resolve_job_def("daily_trading_job")
+    instance = dg.DagsterInstance.get()
+    for session in sessions:
+        result = job.execute_in_process(partition_key=session.isoformat(), instance=instance,
+                                        raise_on_error=False)
+        if not result.success:
+            print(f"{session}: FAILED (run {result.run_id}); see `make ui` for the logs", file=sys.stderr)
+            return 1
+        print(_one_line(session))
+    return 0
+
+
+def _one_line(session: date) -> str:
+    from trading_pipeline.storage.warehouse import Warehouse
+
+    wh = Warehouse(TradingSettings().resolved_warehouse_path)
+    orders = wh.scalar("select count(*) from ledger_orders where session = ?", [session])
+    fills = wh.scalar("select count(*) from ledger_fills where recorded_session = ?", [session])
+    equity = wh.scalar("select max(equity) from ledger_account where session = ?", [session])
+    breaks = wh.scalar("select count(*) from reconciliation_breaks where session = ?", [session]) \
+        if wh.table_exists("reconciliation_breaks") else 0
+    return f"{session}: {orders} orders, {fills} fills recorded, equity {equity:,.2f}, {breaks} breaks"
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from trading_pipeline.storage.warehouse import Warehouse
+
+    settings = TradingSettings()
+    wh = Warehouse(settings.resolved_warehouse_path)
+    session = args.session or wh.scalar("select max(session) from ledger_account")
+    if session is None:
+        print("nothing has run yet: `make demo` runs the first session")
+        return 0
+    print(f"\nSession {session} ({settings.env}, broker {settings.resolved_broker})")
+    print(wh.query("""select status, count(*) as orders, sum(quantity) as shares from ledger_orders
+                      where session = ? group by status order by status""", [session]))
+    print(wh.query("""select symbol, quantity, avg_entry_price, market_price from ledger_positions
+                      where session = ? order by symbol""", [session]))
+    print(wh.query("select session, equity, cash from ledger_account order by session desc limit 5"))
+    print(f"""
+Where to look next:
+  web UI          make ui   (then http://127.0.0.1:3000: assets, runs, checks, schedules, sensors)
+  warehouse       {settings.resolved_warehouse_path}   (duckdb; tables bars, features, predictions,
+                  target_portfolio, submitted_orders, reconciliation_breaks, performance, ledger_*)
+  models          MLflow at {settings.resolved_mlflow_uri}
+  drift reports   {settings.reports_dir / 'drift'}
+  more sessions   make sessions FROM=<first session> TO=<last session>
+""")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trading_pipeline.cli")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("latest-session", help="print the newest NYSE session whose close has passed")
+    run = commands.add_parser("run-sessions", help="run daily_trading_job for every session in a range")
+    run.add_argument("--start", type=date.fromisoformat, required=True)
+    run.add_argument("--end", type=date.fromisoformat, required=True)
+    summary = commands.add_parser("summary", help="orders, positions and equity of a session")
+    summary.add_argument("--session", type=date.fromisoformat)
+    args = parser.parse_args(argv)
+    handler = {"latest-session": _latest_session, "run-sessions": _run_sessions, "summary": _summary}
+    return handler[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

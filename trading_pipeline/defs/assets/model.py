@@ -1,0 +1,117 @@
+
+import dagster as dg
+import polars as pl
+
+from trading_pipeline.defs.metadata import markdown_table
+from trading_pipeline.defs.partitions import session_of, sessions_partitions
+from trading_pipeline.defs.resources import ModelStoreResource, StrategyResource, WarehouseResource
+from trading_pipeline.domain.calendar import latest_completed_session, sessions_back
+from trading_pipeline.domain.features import FEATURE_COLUMNS, MIN_HISTORY_SESSIONS, compute_features
+from trading_pipeline.services import drift as drift_service
+from trading_pipeline.services import modeling
+from trading_pipeline.storage import market_store
+
+
+@dg.asset(
+    partitions_def=sessions_partitions,
+    deps=["market_bars"],
+    group_name="model",
+    description="Point-in-time features for session D, computed only from bars on or before D.",
+    kinds={"polars"},
+)
+def features(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    session = session_of(context)
+    history = sessions_back(session, MIN_HISTORY_SESSIONS + 1)
+    bars = market_store.read_bars_through(warehouse.warehouse, session, history[0])
+    rows = compute_features(bars).filter(pl.col("session") == session)
+    warehouse.warehouse.replace_partition("features", session, rows)
+    complete = rows.drop_nulls(FEATURE_COLUMNS).height
+    return dg.MaterializeResult(metadata={"rows": rows.height, "complete_rows": complete,
+                                          "features": len(FEATURE_COLUMNS)})
+
+
+@dg.asset(
+    deps=["market_bars"],
+    group_name="model",
+    description="LightGBM fitted on a walk-forward window of stored bars, registered in MLflow "
+    "as a new version; becomes `champion` only if it beats the current one out of sample.",
+    kinds={"mlflow", "lightgbm"},
+)
+def trained_model(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    model_store: ModelStoreResource,
+    strategy: StrategyResource,
+) -> dg.MaterializeResult:
+    stored = market_store.stored_sessions(warehouse.warehouse)
+    through = min(max(stored), latest_completed_session()) if stored else None
+    if through is None:
+        raise dg.Failure("no bars stored yet: materialise market_bars for a session first")
+    outcome = modeling.train_and_register(
+        warehouse.warehouse, warehouse.ledger, model_store.registry(), through,
+        strategy.train_window_sessions, strategy.label_horizon, why=f"training run {context.run_id}",
+    )
+    return dg.MaterializeResult(metadata={
+        "version": outcome.version, "became_champion": outcome.became_champion,
+        "reason": outcome.reason, "trained_from": str(outcome.first_session),
+        "trained_through": str(outcome.last_session),
+        **{k: float(v) for k, v in outcome.metrics.items()},
+    })
+
+
+@dg.asset(
+    partitions_def=sessions_partitions,
+    deps=["features", "trained_model"],
+    group_name="model",
+    description="The champion model's scores for session D, with its version on every row. "
+    "Trains and registers a first model if none exists.",
+    kinds={"mlflow"},
+)
+def predictions(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    model_store: ModelStoreResource,
+    strategy: StrategyResource,
+) -> dg.MaterializeResult:
+    session = session_of(context)
+    registry = model_store.registry()
+    if registry.champion_version() is None:
+        context.log.info(f"no champion yet: training a first model on bars through {session}")
+        modeling.train_and_register(warehouse.warehouse, warehouse.ledger, registry, session,
+                                    strategy.train_window_sessions, strategy.label_horizon,
+                                    why=f"bootstrap for {session}")
+    scores = modeling.score_session(warehouse.warehouse, registry, session)
+    warehouse.warehouse.replace_partition("predictions", session, scores)
+    return dg.MaterializeResult(metadata={
+        "model_version": scores["model_version"][0], "rows": scores.height,
+        "top": markdown_table(scores.sort("score", descending=True).head(10)),
+    })
+
+
+@dg.asset(
+    partitions_def=sessions_partitions,
+    deps=["predictions"],
+    group_name="model",
+    description="Evidently drift report: recent features and predictions against the champion's "
+    "training reference; drifted share and severity; HTML saved.",
+    kinds={"evidently"},
+)
+def drift_report(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    model_store: ModelStoreResource,
+    strategy: StrategyResource,
+) -> dg.MaterializeResult:
+    session = session_of(context)
+    html = strategy.reports_path / "drift" / f"drift_{session}.html"
+    version, result = drift_service.drift_for_session(
+        warehouse.warehouse, model_store.registry(), session,
+        window=strategy.drift_window_sessions, warn_share=strategy.drift_warn_share,
+        severe_share=strategy.drift_severe_share, html_path=html,
+    )
+    return dg.MaterializeResult(metadata={
+        "severity": result.severity, "drifted_share": float(result.drifted_share),
+        "drifted_columns": int(result.drifted_count), "model_version": version,
+        "report": dg.MetadataValue.path(str(html)),
+        "columns": markdown_table(result.per_column, max_rows=40),
+    })

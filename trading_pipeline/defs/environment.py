@@ -1,0 +1,134 @@
+"""The one place that turns settings (TRADING_ENV, TRADING_BROKER, ...) into resources."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from trading_pipeline.defs.resources import (
+    AlpacaBrokerResource,
+    BrokerResource,
+    IbkrBrokerResource,
+    RobinhoodBrokerResource,
+    MarketDataResource,
+    ModelStoreResource,
+    SimulatorBrokerResource,
+    StrategyResource,
+    WarehouseResource,
+)
+from trading_pipeline.settings import (
+    BrokerConnectionSettings,
+    BrokerName,
+    TradingEnv,
+    TradingSettings,
+)
+
+BROKERS_BY_ENV = {
+    TradingEnv.LOCAL: {BrokerName.SIMULATOR},
+    TradingEnv.PAPER: {BrokerName.ALPACA, BrokerName.IBKR},
+    TradingEnv.LIVE: {BrokerName.ALPACA, BrokerName.IBKR, BrokerName.ROBINHOOD},
+}
+
+
+class TradingEnvironmentError(ValueError):
+    """Settings that do not describe a usable environment; the message says what to set."""
+
+
+def check_environment(settings: TradingSettings) -> BrokerName:
+    env = settings.env
+    if settings.broker is None:
+        if env is TradingEnv.LOCAL:
+            return BrokerName.SIMULATOR
+        choices = " or ".join(sorted(b.value for b in BROKERS_BY_ENV[env]))
+        raise TradingEnvironmentError(
+            f"TRADING_ENV={env} needs a broker: set TRADING_BROKER={choices} "
+            "(and its credentials, listed in .env.example)"
+        )
+    broker = settings.broker
+    if broker is BrokerName.ROBINHOOD:
+        from trading_pipeline.brokers.robinhood import RobinhoodModeError, ensure_environment_allowed
+
+        try:
+            ensure_environment_allowed(env.value)
+        except RobinhoodModeError as refused:
+            raise TradingEnvironmentError(str(refused)) from None
+    if broker not in BROKERS_BY_ENV[env]:
+        allowed = ", ".join(sorted(b.value for b in BROKERS_BY_ENV[env]))
+        raise TradingEnvironmentError(f"TRADING_BROKER={broker} is not available with TRADING_ENV={env}: use {allowed}")
+    return broker
+
+
+def broker_resource(settings: TradingSettings, broker: BrokerName,
+                    connection: BrokerConnectionSettings) -> BrokerResource:
+    """Credentials are `EnvVar`s: a missing one fails the run at launch, naming the variable."""
+    if broker is BrokerName.ALPACA:
+        return AlpacaBrokerResource(
+            api_key_id=dg.EnvVar("APCA_API_KEY_ID"),
+            api_secret_key=dg.EnvVar("APCA_API_SECRET_KEY"),
+            paper=settings.env is not TradingEnv.LIVE,
+            base_url=connection.apca_api_base_url,
+        )
+    if broker is BrokerName.IBKR:
+        return IbkrBrokerResource(
+            trading_env=settings.env.value,
+            host=connection.ibkr_host,
+            port=connection.ibkr_port,
+            client_id=connection.ibkr_client_id,
+            gateway=connection.ibkr_gateway,
+            account=dg.EnvVar("IBKR_ACCOUNT") if os.environ.get("IBKR_ACCOUNT") else None,
+        )
+    if broker is BrokerName.ROBINHOOD:
+        return RobinhoodBrokerResource(
+            username=dg.EnvVar("ROBINHOOD_USERNAME"),
+            password=dg.EnvVar("ROBINHOOD_PASSWORD"),
+            totp_secret=dg.EnvVar("ROBINHOOD_TOTP_SECRET"),
+            session_dir=str(settings.home / "robinhood"),
+        )
+    return SimulatorBrokerResource(
+        initial_cash=settings.initial_cash,
+        slippage_bps=settings.slippage_bps,
+        commission_per_share=settings.commission_per_share,
+        commission_min=settings.commission_min,
+    )
+
+
+def resources_for(settings: TradingSettings,
+                  connection: BrokerConnectionSettings | None = None) -> dict[str, object]:
+    broker = check_environment(settings)
+    connection = connection or BrokerConnectionSettings()
+    return {
+        "warehouse": WarehouseResource(path=str(settings.resolved_warehouse_path)),
+        "market": MarketDataResource(
+            source=settings.data_source.value,
+            seed=settings.market_seed,
+            universe_size=settings.universe_size,
+            regime_shift_date=settings.regime_shift_date.isoformat() if settings.regime_shift_date else None,
+            data_path=str(settings.data_path) if settings.data_path else None,
+            history_start=settings.history_start.isoformat(),
+        ),
+        "model_store": ModelStoreResource(
+            tracking_uri=settings.resolved_mlflow_uri,
+            model_name=settings.model_name,
+            artifact_root=str(settings.mlflow_artifact_root),
+        ),
+        "strategy": StrategyResource(
+            strategy=settings.strategy,
+            trading_env=settings.env.value,
+            live_enabled=settings.live_enabled,
+            dry_run=settings.resolved_dry_run,
+            label_horizon=settings.label_horizon,
+            train_window_sessions=settings.train_window_sessions,
+            top_k=settings.top_k,
+            max_positions=settings.max_positions,
+            max_position_weight=settings.max_position_weight,
+            cash_reserve=settings.cash_reserve,
+            min_order_value=settings.min_order_value,
+            drift_window_sessions=settings.drift_window_sessions,
+            drift_warn_share=settings.drift_warn_share,
+            drift_severe_share=settings.drift_severe_share,
+            promotion_min_sessions=settings.promotion_min_sessions,
+            reports_dir=str(settings.reports_dir),
+        ),
+        "broker": broker_resource(settings, broker, connection),
+    }

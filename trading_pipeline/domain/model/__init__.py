@@ -1,0 +1,37 @@
+"""Model training, walk-forward validation and the MLflow registry (public API)."""
+
+from trading_pipeline.domain.model.registry import LoadedModel, ModelNotFound, ModelRegistry
+from trading_pipeline.domain.model.training import (
+    DEFAULT_LGBM_PARAMS,
+    TrainingDataError,
+    TrainingResult,
+    feature_matrix,
+    train_model,
+)
+from trading_pipeline.domain.model.validation import (
+    METRIC_NAMES,
+    Fold,
+    daily_information_coefficients,
+    hit_rate,
+    prediction_metrics,
+    top_minus_bottom,
+    walk_forward_splits,
+)
+
+__all__ = [
+    "DEFAULT_LGBM_PARAMS",
+    "METRIC_NAMES",
+    "Fold",
+    "LoadedModel",
+    "ModelNotFound",
+    "ModelRegistry",
+    "TrainingDataError",
+    "TrainingResult",
+    "daily_information_coefficients",
+    "feature_matrix",
+    "hit_rate",
+    "prediction_metrics",
+    "top_minus_bottom",
+    "train_model",
+    "walk_forward_splits",
+]

@@ -1,0 +1,60 @@
+"""Bring the ledger up to date from the broker, then list every difference as a break."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import polars as pl
+
+from trading_pipeline.brokers.base import Broker
+from trading_pipeline.domain import reconciliation as rec
+from trading_pipeline.domain.calendar import session_close
+from trading_pipeline.domain.orders import AccountSnapshot, PositionReport
+from trading_pipeline.storage.ledger import Ledger
+
+# How far back to ask for fills: comfortably longer than any gap between runs.
+FILL_LOOKBACK = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    session: date
+    breaks: pl.DataFrame
+    positions: list[PositionReport]
+    account: AccountSnapshot
+    new_fills: int
+
+    @property
+    def break_count(self) -> int:
+        return self.breaks.height
+
+
+def reconcile(broker: Broker, ledger: Ledger, session: date) -> Reconciliation:
+    ours = ledger.order_ids(broker.name)
+    # Measured from the session, not the wall clock, so replays of past sessions work too.
+    broker_fills = broker.fills(since=session_close(session) - FILL_LOOKBACK)
+    new_fills = ledger.record_fills(broker_fills, broker.name, session)
+
+    open_in_ledger = ledger.open_orders(broker.name)
+    statuses = {}
+    for cid in open_in_ledger["client_order_id"].to_list():
+        report = broker.order_status(cid)
+        statuses[cid] = report
+        if report is not None:
+            ledger.record_status(report)
+    filled = ledger.filled_quantity_by_order(broker.name)
+    broker_open = broker.open_orders()
+    breaks = rec.foreign_fills(broker_fills, ours)
+    breaks += rec.order_breaks(
+        dict(zip(open_in_ledger["client_order_id"], open_in_ledger["symbol"])),
+        statuses, filled, broker_open, ours,
+    )
+    missed = {b.symbol for b in breaks if b.kind is rec.BreakKind.MISSED_FILL}
+    positions = broker.positions()
+    breaks += rec.position_breaks(rec.expected_positions(ledger.fills(broker.name)), positions, missed)
+
+    account = broker.account()
+    ledger.snapshot_positions(session, broker.name, positions)
+    ledger.snapshot_account(session, broker.name, account)
+    return Reconciliation(session, rec.breaks_frame(breaks), positions, account, new_fills)

@@ -1,0 +1,76 @@
+"""Send order intents exactly once, recording each step in the ledger first."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+from trading_pipeline.brokers.base import Broker
+from trading_pipeline.domain.orders import OrderIntent
+from trading_pipeline.domain.safety import SubmissionDecision
+from trading_pipeline.storage.ledger import Ledger
+
+SUBMITTING = "submitting"  # recorded before the send: a crash mid-send is visible
+NOT_SENT = "not_sent"
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionOutcome:
+    client_order_id: str
+    symbol: str
+    side: str
+    quantity: float
+    status: str
+    sent_now: bool
+    reason: str | None
+
+
+def submit_intents(
+    intents: Sequence[OrderIntent],
+    broker: Broker,
+    ledger: Ledger,
+    decision: SubmissionDecision,
+) -> list[SubmissionOutcome]:
+    """Submit each intent unless the ledger shows it was already handled.
+
+    Exactly once: the ledger row is written before the send; an intent already in the
+    ledger is never sent again, except one left in `submitting` by a crash, which is first
+    looked up at the broker (whose `submit` is itself idempotent by client order id).
+    If the broker becomes unreachable, everything recorded so far stays and the error
+    propagates so the step fails; a re-run picks up where this one stopped.
+    """
+    outcomes: list[SubmissionOutcome] = []
+    for intent in intents:
+        existing = ledger.order(intent.client_order_id)
+        if existing is not None and existing["status"] != SUBMITTING:
+            outcomes.append(_outcome(intent, existing["status"], False, "already in the ledger"))
+            continue
+        if not decision.send:
+            ledger.record_intent(intent, broker.name, dry_run=True, status=NOT_SENT,
+                                 reason=decision.explanation)
+            outcomes.append(_outcome(intent, NOT_SENT, False, decision.explanation))
+            continue
+        if existing is None:
+            ledger.record_intent(intent, broker.name, dry_run=False, status=SUBMITTING)
+        # If this raises BrokerUnavailable the row stays `submitting`; the next run
+        # resolves it at the broker.
+        report = broker.submit(intent)
+        ledger.record_status(report)
+        outcomes.append(_outcome(intent, str(report.status), True, report.reason))
+    return outcomes
+
+
+def outcomes_frame(outcomes: Sequence[SubmissionOutcome]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {f: [getattr(o, f) for o in outcomes] for f in SubmissionOutcome.__slots__},
+        schema={"client_order_id": pl.String, "symbol": pl.String, "side": pl.String,
+                "quantity": pl.Float64, "status": pl.String, "sent_now": pl.Boolean,
+                "reason": pl.String},
+    )
+
+
+def _outcome(intent: OrderIntent, status: str, sent: bool, reason: str | None) -> SubmissionOutcome:
+    return SubmissionOutcome(intent.client_order_id, intent.symbol, str(intent.side),
+                             intent.quantity, status, sent, reason)

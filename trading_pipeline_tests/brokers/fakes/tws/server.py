@@ -1,0 +1,248 @@
+"""A fake TWS / IB Gateway on 127.0.0.1 that ib_insync connects to and trades with.
+
+Threads only (stdlib): one accept thread, one reader thread per client connection. All
+state changes and all writes to clients happen under one lock, so messages reach each
+client in the order TWS would send them, whether a client request or a test caused them.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from trading_pipeline_tests.brokers.fakes.tws import wire
+from trading_pipeline_tests.brokers.fakes.tws.handlers import TwsRequests
+from trading_pipeline_tests.brokers.fakes.tws.state import BrokerState, FakeOrder, tws_time
+from trading_pipeline_tests.brokers.fakes.tws.wire import IncomingId as In
+
+
+class _Client:
+    """One API connection; writes happen under the server lock."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.client_id: int | None = None
+        self.alive = True
+
+    def send(self, *messages: list[object]) -> None:
+        if not self.alive:
+            return
+        try:
+            self.sock.sendall(b"".join(wire.frame(m) for m in messages))
+        except OSError:
+            self.alive = False
+
+    def close(self) -> None:
+        self.alive = False
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+class FakeTws(TwsRequests):
+    """A stateful TWS: orders, fills, positions and cash, with knobs for tests."""
+
+    def __init__(
+        self,
+        *,
+        accounts: Iterable[str] = ("DU1234567",),
+        cash: float = 100_000.0,
+        prices: dict[str, float] | None = None,
+        server_version: int = wire.SERVER_VERSION,
+    ):
+        self.state = BrokerState(tuple(accounts), cash, prices or {"AAA": 100.0, "BBB": 100.0})
+        self.server_version = server_version
+        self.port: int | None = None
+        self.placed: list[dict[str, str]] = []  # every placeOrder as decoded, in order
+        self.requests: list[list[str]] = []  # every message received after the handshake
+        self.unsupported: list[list[str]] = []
+        self.connections_accepted = 0
+        self.client_id_grace = 1.0  # seconds a reused client id waits for its old connection
+        self._lock = threading.RLock()
+        self._clients: list[_Client] = []
+        self._listener: socket.socket | None = None
+        self._swallow_next = 0
+        self._reject_next: list[str] = []
+        self._fill_on_cancel: list[float] = []
+
+    # lifecycle
+
+    def start(self) -> FakeTws:
+        self._listen(0)
+        return self
+
+    def stop(self) -> None:
+        self.refuse_connections()
+        self.drop_connections()
+
+    def __enter__(self) -> FakeTws:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # test control
+
+    def refuse_connections(self) -> None:
+        """Stop listening: new connections get 'connection refused'."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            try:  # wakes the accept thread; close alone leaves a blocked accept() listening
+                listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            listener.close()
+
+    def accept_connections(self) -> None:
+        """Listen again on the same port after `refuse_connections`."""
+        if self._listener is None:
+            self._listen(self.port)
+
+    def drop_connections(self) -> None:
+        """Close every client socket, as when TWS restarts or the network drops."""
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
+
+    def swallow_next_order(self) -> None:
+        """Keep the next order but send no answer for it (a timeout after acceptance)."""
+        with self._lock:
+            self._swallow_next += 1
+
+    def reject_next_order(self, reason: str) -> None:
+        with self._lock:
+            self._reject_next.append(reason)
+
+    def fill_instead_of_next_cancel(self, price: float) -> None:
+        """The next cancel loses a race: the order fills at `price` just before it arrives."""
+        with self._lock:
+            self._fill_on_cancel.append(float(price))
+
+    def set_price(self, symbol: str, price: float) -> None:
+        with self._lock:
+            self.state.prices[symbol] = float(price)
+            self.state.instrument(symbol)
+
+    def set_position(self, symbol: str, quantity: float, avg_cost: float | None = None,
+                     account: str | None = None) -> None:
+        """Change a holding behind the client's back (a trade made by hand)."""
+        with self._lock:
+            cost = avg_cost if avg_cost is not None else self.state.prices.get(symbol, 100.0)
+            self.state.set_position(account or self.account, symbol, quantity, cost)
+
+    def forget_order(self, order_ref: str) -> int:
+        """Drop every order with this orderRef from the broker's memory; returns how many."""
+        with self._lock:
+            before = len(self.state.orders)
+            self.state.orders = [o for o in self.state.orders if o.order_ref != order_ref]
+            return before - len(self.state.orders)
+
+    def fill_working_orders(self, price: float | None = None, symbol: str | None = None) -> int:
+        """Fill every open order that is marketable at `price` (default: the symbol's price)."""
+        with self._lock:
+            filled = 0
+            for order in list(self.state.orders):
+                sym = order.instrument.symbol
+                if not order.is_open or (symbol is not None and sym != symbol):
+                    continue
+                at = price if price is not None else self.state.prices.get(sym)
+                if at is not None and self.state.marketable(order, at):
+                    self._fill(order, order.remaining, at)
+                    filled += 1
+            return filled
+
+    def fill_order(self, order_ref: str, price: float, quantity: float | None = None) -> None:
+        """Fill (part of) the open order with this orderRef at `price`, whatever its type."""
+        with self._lock:
+            orders = [o for o in self.state.with_ref(order_ref) if o.is_open]
+            if not orders:
+                raise KeyError(f"no open order with orderRef {order_ref!r}")
+            order = orders[0]
+            self._fill(order, quantity or order.remaining, price)
+
+    # inspection
+
+    def orders_with_ref(self, order_ref: str) -> list[FakeOrder]:
+        with self._lock:
+            return list(self.state.with_ref(order_ref))
+
+    def position(self, symbol: str, account: str | None = None) -> float:
+        with self._lock:
+            holding = self.state.holdings[account or self.account].get(symbol)
+            return holding.quantity if holding else 0.0
+
+    def live_client_ids(self) -> list[int]:
+        with self._lock:
+            return [c.client_id for c in self._clients if c.alive and c.client_id is not None]
+
+    # sockets
+
+    def _listen(self, port: int) -> None:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(16)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept_loop, args=(listener,), daemon=True,
+                         name=f"fake-tws-accept-{self.port}").start()
+
+    def _accept_loop(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except OSError:
+                return  # listener closed
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            client = _Client(sock)
+            with self._lock:
+                self.connections_accepted += 1
+                self._clients.append(client)
+            threading.Thread(target=self._serve, args=(client,), daemon=True,
+                             name=f"fake-tws-client-{self.port}").start()
+
+    def _serve(self, client: _Client) -> None:
+        try:
+            if not self._handshake(client):
+                return
+            while client.alive:
+                payload = wire.recv_message(client.sock)
+                if payload is None:
+                    return
+                fields = wire.split(payload)
+                if fields and fields[0] == str(In.START_API):
+                    self._await_release(int(fields[2]))
+                with self._lock:
+                    self.requests.append(fields)
+                    self._dispatch(client, fields)
+        except OSError:
+            return
+        finally:
+            with self._lock:
+                if client in self._clients:
+                    self._clients.remove(client)
+            client.close()
+
+    def _await_release(self, client_id: int) -> None:
+        """Give a client that just hung up a moment to be noticed before its id counts as taken."""
+        deadline = time.monotonic() + self.client_id_grace
+        while client_id in self.live_client_ids() and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def _handshake(self, client: _Client) -> bool:
+        if wire.recv_exact(client.sock, 4) != b"API\0":
+            return False
+        versions = wire.recv_message(client.sock)
+        if versions is None:
+            return False
+        low, high = wire.parse_version_range(versions)
+        if not low <= self.server_version <= high:
+            return False
+        client.send(wire.handshake(tws_time(datetime.now(UTC)), self.server_version))
+        return True

@@ -1,0 +1,95 @@
+"""Sensors evaluated with build_sensor_context against a real warehouse and MLflow store."""
+
+from datetime import date, timedelta
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from trading_pipeline.defs.environment import resources_for
+from trading_pipeline.defs.sensors.drift_rollback import drift_rollback_sensor
+from trading_pipeline.defs.sensors.promotion import paper_to_live_promotion_sensor
+from trading_pipeline.domain.calendar import sessions_between
+from trading_pipeline.domain.market import SyntheticMarket
+from trading_pipeline.services import modeling
+from trading_pipeline.services.drift import DRIFT_TABLE
+from trading_pipeline.storage import market_store
+
+THROUGH = date(2024, 1, 31)
+
+
+@pytest.fixture(scope="module")
+def two_versions(tmp_path_factory):
+    """A warehouse with bars and a registry with versions 1 and 2, champion v2."""
+    from trading_pipeline.settings import TradingSettings
+
+    home = tmp_path_factory.mktemp("sensors")
+    settings = TradingSettings(_env_file=None, home=home, universe_size=10,
+                               history_start=date(2023, 1, 3), train_window_sessions=120)
+    resources = resources_for(settings)
+    warehouse, store = resources["warehouse"], resources["model_store"]
+    market = SyntheticMarket(seed=settings.market_seed, universe_size=10)
+    market_store.append_history(warehouse.warehouse, market.bars(sessions_between(date(2023, 1, 3), THROUGH)))
+    registry = store.registry()
+    for through in (THROUGH - timedelta(days=14), THROUGH):
+        modeling.train_and_register(warehouse.warehouse, warehouse.ledger, registry, through,
+                                    120, 5, why="test")
+    registry.set_alias(modeling.CHAMPION, "2", "test setup")
+    return resources
+
+
+def drift_row(resources, session, version, severity, share):
+    resources["warehouse"].warehouse.replace_partition(DRIFT_TABLE, session, pl.DataFrame({
+        "session": [session], "model_version": [version], "severity": [severity],
+        "drifted_share": [share], "drifted_count": [int(share * 10)], "html_path": ["x.html"]}))
+
+
+def evaluate(sensor, resources, cursor=None):
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+        result = sensor(context)
+        return result, context.cursor
+
+
+def test_drift_rollback_sensor_rolls_back_once_and_reruns_the_session(two_versions):
+    registry = two_versions["model_store"].registry()
+    drift_row(two_versions, THROUGH, "2", "warn", 0.35)
+    result, cursor = evaluate(drift_rollback_sensor, two_versions)
+    assert isinstance(result, dg.SkipReason) and registry.champion_version() == "2"
+
+    drift_row(two_versions, THROUGH, "2", "severe", 0.8)
+    result, cursor = evaluate(drift_rollback_sensor, two_versions, cursor)
+    assert isinstance(result, dg.RunRequest)
+    assert result.partition_key == THROUGH.isoformat()
+    assert {k.to_user_string() for k in result.asset_selection} >= {"predictions", "submitted_orders"}
+    assert "market_bars" not in {k.to_user_string() for k in result.asset_selection}
+    assert registry.champion_version() == "1"
+    events = two_versions["warehouse"].ledger.model_events(registry.model_name)
+    rollback = events.filter(pl.col("action") == "rollback").row(0, named=True)
+    assert rollback["version"] == "1" and rollback["previous_version"] == "2"
+    assert "severe drift" in rollback["reason"]
+
+    # the same report again: no second rollback
+    result, _ = evaluate(drift_rollback_sensor, two_versions, cursor)
+    assert isinstance(result, dg.SkipReason) and registry.champion_version() == "1"
+
+
+def test_promotion_sensor_records_needs_review_then_approved(two_versions):
+    ledger = two_versions["warehouse"].ledger
+    wh = ledger.warehouse
+    sessions = sessions_between(date(2024, 2, 1), date(2024, 3, 15))[:25]
+    wh.execute("delete from ledger_account")
+    for i, session in enumerate(sessions[:5]):
+        wh.execute("insert into ledger_account values (?, 'simulator', 0, ?, 0, now())",
+                   [session, 100_000 + 100 * i])
+    result, cursor = evaluate(paper_to_live_promotion_sensor, two_versions)
+    assert ledger.latest_promotion("daily_ml")["decision"] == "needs_review"
+    for i, session in enumerate(sessions[5:], start=5):
+        wh.execute("insert into ledger_account values (?, 'simulator', 0, ?, 0, now())",
+                   [session, 100_000 + 100 * i])
+    result, cursor = evaluate(paper_to_live_promotion_sensor, two_versions, cursor)
+    decision = ledger.latest_promotion("daily_ml")
+    assert decision["decision"] == "approved" and decision["stage_to"] == "paper"
+    count = wh.scalar("select count(*) from promotion_decisions")
+    evaluate(paper_to_live_promotion_sensor, two_versions, cursor)  # nothing new: no new record
+    assert wh.scalar("select count(*) from promotion_decisions") == count

@@ -1,0 +1,179 @@
+import math
+import statistics
+from datetime import date
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from trading_pipeline.domain.features import (
+    FEATURE_COLUMNS,
+    MIN_HISTORY_SESSIONS,
+    BarsError,
+    compute_features,
+)
+from trading_pipeline_tests.domain.conftest import make_bars
+
+
+def _bars(rows: list[tuple]) -> pl.DataFrame:
+    return pl.DataFrame(
+        rows,
+        schema={"session": pl.Date, "symbol": pl.String, "open": pl.Float64, "high": pl.Float64,
+                "low": pl.Float64, "close": pl.Float64, "volume": pl.Float64,
+                "adj_close": pl.Float64},
+        orient="row",
+    )
+
+
+def test_tiny_example_by_hand():
+    d1, d2 = date(2024, 1, 2), date(2024, 1, 3)
+    bars = _bars([
+        # session, symbol, open, high, low, close, volume, adj_close
+        (d1, "AAA", 100, 105, 95, 100, 1000, 50),
+        (d2, "AAA", 100, 121, 99, 110, 2000, 55),  # adj +10%, range 22/110 = 0.2
+        (d1, "BBB", 10, 11, 9, 10, 500, 10),
+        (d2, "BBB", 10, 10, 8, 8, 500, 8),  # adj -20%, range 2/8 = 0.25
+        (d1, "CCC", 20, 21, 19, 20, 100, 20),
+        (d2, "CCC", 20, 21, 20, 21, 100, 21),  # adj +5%, range 1/21
+    ])
+    features = compute_features(bars)
+    day2 = {row["symbol"]: row for row in features.filter(pl.col("session") == d2).iter_rows(named=True)}
+    assert day2["AAA"]["ret_1"] == pytest.approx(0.10)
+    assert day2["BBB"]["ret_1"] == pytest.approx(-0.20)
+    assert day2["CCC"]["ret_1"] == pytest.approx(0.05)
+    assert day2["AAA"]["range_rel"] == pytest.approx(0.2)
+    assert day2["BBB"]["range_rel"] == pytest.approx(0.25)
+    # two sessions are too few for any 5-session or 20-session feature
+    assert day2["AAA"]["ret_5"] is None and day2["AAA"]["vol_20"] is None
+    day1 = features.filter(pl.col("session") == d1)
+    assert day1["ret_1"].null_count() == 3
+    assert day1["range_rel"].to_list() == pytest.approx([10 / 100, 2 / 10, 2 / 20])
+
+
+def test_cross_sectional_rank_by_hand():
+    bars = make_bars(n_symbols=3, n_sessions=30, seed=3)
+    features = compute_features(bars)
+    last = features.filter(pl.col("session") == features["session"].max()).sort("ret_5")
+    # three names: lowest ret_5 ranks 0, the middle 0.5, the highest 1
+    assert last["rank_ret_5"].to_list() == [0.0, 0.5, 1.0]
+    # rank_ret_20 is null where ret_20 is (too little history)
+    first_rows = features.filter(pl.col("ret_20").is_null())
+    assert first_rows.height > 0 and first_rows["rank_ret_20"].null_count() == first_rows.height
+
+
+def _reference_values(bars: pl.DataFrame, symbol: str) -> dict[str, float]:
+    """The last session's raw features of `symbol`, computed with plain Python."""
+    rows = bars.filter(pl.col("symbol") == symbol).sort("session")
+    adj, close = rows["adj_close"].to_list(), rows["close"].to_list()
+    high, low, vol = rows["high"].to_list(), rows["low"].to_list(), rows["volume"].to_list()
+    returns = [adj[i] / adj[i - 1] - 1 for i in range(1, len(adj))]
+    ranges = [(h - lo) / c for h, lo, c in zip(high, low, close)]
+    dollar = [c * v for c, v in zip(close, vol)]
+    return {
+        "ret_1": adj[-1] / adj[-2] - 1,
+        "ret_5": adj[-1] / adj[-6] - 1,
+        "ret_20": adj[-1] / adj[-21] - 1,
+        "ret_60": adj[-1] / adj[-61] - 1,
+        "vol_20": statistics.stdev(returns[-20:]),
+        "vol_60": statistics.stdev(returns[-60:]),
+        "volume_ratio_20": vol[-1] / statistics.fmean(vol[-20:]),
+        "log_dollar_volume_20": math.log1p(statistics.fmean(dollar[-20:])),
+        "range_rel": ranges[-1],
+        "range_rel_20": statistics.fmean(ranges[-20:]),
+        "dist_high_20": adj[-1] / max(adj[-20:]) - 1,
+    }
+
+
+def test_values_match_a_plain_python_reference():
+    bars = make_bars(n_symbols=4, n_sessions=MIN_HISTORY_SESSIONS + 1, seed=11)
+    features = compute_features(bars)
+    last = features.filter(pl.col("session") == features["session"].max())
+    for symbol in last["symbol"]:
+        expected = _reference_values(bars, symbol)
+        got = last.filter(pl.col("symbol") == symbol).row(0, named=True)
+        for name, value in expected.items():
+            assert got[name] == pytest.approx(value, rel=1e-9), (symbol, name)
+    # cross-sectional ranks of the last session, by hand: (position - 1) / (n - 1)
+    order = last.sort("vol_20")["symbol"].to_list()
+    ranks = dict(zip(last["symbol"], last["rank_vol_20"]))
+    assert [ranks[s] for s in order] == pytest.approx([0, 1 / 3, 2 / 3, 1])
+
+
+def test_min_history_sessions_is_exactly_what_a_complete_row_needs():
+    bars = make_bars(n_symbols=3, n_sessions=MIN_HISTORY_SESSIONS + 1, seed=5)
+    features = compute_features(bars)
+    complete = features.drop_nulls(list(FEATURE_COLUMNS))
+    assert complete["session"].unique().to_list() == [features["session"].max()]
+    assert complete.height == 3
+    assert len(FEATURE_COLUMNS) >= 10
+    assert features.columns == ["session", "symbol", *FEATURE_COLUMNS]
+
+
+@pytest.fixture(scope="module")
+def history() -> pl.DataFrame:
+    return make_bars(n_symbols=6, n_sessions=MIN_HISTORY_SESSIONS + 40, seed=21)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cut=st.integers(min_value=0, max_value=MIN_HISTORY_SESSIONS + 38),
+       seed=st.integers(min_value=0, max_value=2**32 - 1),
+       drop_future=st.booleans())
+def test_no_look_ahead(history, cut, seed, drop_future):
+    """Changing or removing every bar after D leaves every feature on or before D unchanged."""
+    sessions = history["session"].unique().sort()
+    d = sessions[cut]
+    before = compute_features(history).filter(pl.col("session") <= d)
+    rng = np.random.default_rng(seed)
+    future = pl.col("session") > d
+    if drop_future:
+        changed = history.filter(~future)
+    else:
+        factors = pl.Series(rng.uniform(0.2, 5.0, history.height))
+        changed = history.with_columns(
+            pl.when(future).then(pl.col(c) * factors).otherwise(pl.col(c)).alias(c)
+            for c in ("open", "high", "low", "close", "volume", "adj_close")
+        )
+    after = compute_features(changed).filter(pl.col("session") <= d)
+    assert after.equals(before)
+
+
+def test_the_perturbation_is_seen_on_the_day_it_happens(history):
+    """The look-ahead test would catch a leak: changing bars *on* D does change D's features."""
+    d = history["session"].unique().sort()[MIN_HISTORY_SESSIONS + 5]
+    changed = history.with_columns(
+        pl.when(pl.col("session") == d).then(pl.col("adj_close") * 1.5).otherwise(pl.col("adj_close"))
+    )
+    before = compute_features(history).filter(pl.col("session") == d)
+    after = compute_features(changed).filter(pl.col("session") == d)
+    assert not after.equals(before)
+
+
+def test_row_order_does_not_matter(history):
+    shuffled = history.sample(fraction=1.0, shuffle=True, seed=1)
+    assert compute_features(shuffled).equals(compute_features(history))
+
+
+def test_integer_volume_is_accepted(history):
+    as_int = history.with_columns(pl.col("volume").cast(pl.Int64))
+    assert compute_features(as_int).equals(compute_features(history))
+
+
+def test_missing_column_is_named():
+    with pytest.raises(BarsError, match=r"adj_close"):
+        compute_features(make_bars(2, 5).drop("adj_close"))
+
+
+def test_duplicate_bars_are_refused():
+    bars = make_bars(2, 5)
+    with pytest.raises(BarsError, match=r"repeat a \(session, symbol\) pair"):
+        compute_features(pl.concat([bars, bars.head(1)]))
+
+
+def test_zero_volume_gives_nulls_not_infinities():
+    bars = make_bars(2, 30).with_columns(pl.lit(0.0).alias("volume"))
+    features = compute_features(bars)
+    assert features["volume_ratio_20"].null_count() == features.height
+    numeric = features.select(FEATURE_COLUMNS)
+    assert not any(numeric[c].is_infinite().any() for c in FEATURE_COLUMNS)
