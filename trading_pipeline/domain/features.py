@@ -37,7 +37,7 @@ class BarsError(ValueError):
 
 
 def require_bar_frame(bars: pl.DataFrame) -> pl.DataFrame:
-    """The bars cast to BAR_SCHEMA and sorted by symbol then session, or a BarsError.
+    """The bars cast to BAR_SCHEMA and sorted by session then symbol, or a BarsError.
 
     Only the shape is checked here (columns, types, one row per session and symbol); the
     market data validator owns the bar rules (prices, sessions) when bars are loaded.
@@ -56,9 +56,9 @@ def require_bar_frame(bars: pl.DataFrame) -> pl.DataFrame:
     if wrong:
         raise BarsError(f"bars columns have the wrong types {wrong}: expected {BAR_SCHEMA}")
     ordered = bars.select(pl.col(name).cast(dtype) for name, dtype in BAR_SCHEMA.items()).sort(
-        "symbol", "session"
+        "session", "symbol"
     )
-    # Sorted, a repeated (symbol, session) pair sits on adjacent rows: an O(n) check.
+    # Sorted, a repeated (session, symbol) pair sits on adjacent rows: an O(n) check.
     repeated = ordered.select(
         ((pl.col("symbol") == pl.col("symbol").shift(1))
          & (pl.col("session") == pl.col("session").shift(1))).sum()
@@ -95,6 +95,8 @@ def _finite_or_null(name: str) -> pl.Expr:
 
 def compute_features(bars: pl.DataFrame) -> pl.DataFrame:
     """`session, symbol, *FEATURE_COLUMNS` for every bar, sorted by session then symbol."""
+    # Rows come sorted by session; `.over("symbol")` keeps that order inside each symbol, so
+    # shifts and rolling windows look back in time only.
     bars = require_bar_frame(bars)
     price = pl.col("adj_close")
     daily_return = price / price.shift(1) - 1
@@ -117,8 +119,7 @@ def compute_features(bars: pl.DataFrame) -> pl.DataFrame:
         pl.col("ret_1").rolling_std(60).over("symbol").alias("vol_60"),
     )
     raw = [name for name in FEATURE_COLUMNS if not name.startswith("rank_")]
-    # Sorted by session first: the per-session ranks then read contiguous rows.
-    by_session = per_symbol.with_columns(_finite_or_null(name) for name in raw).sort("session", "symbol")
-    return by_session.with_columns(
+    cleaned = per_symbol.with_columns(_finite_or_null(name) for name in raw)
+    return cleaned.with_columns(
         cross_sectional_rank(name).alias(f"rank_{name}") for name in _RANKED
     ).select("session", "symbol", *FEATURE_COLUMNS)

@@ -27,6 +27,6 @@ def forward_return_labels(bars: pl.DataFrame, horizon: int = 5) -> pl.DataFrame:
         "symbol",
         pl.when(forward.is_finite()).then(forward).otherwise(None).alias("forward_return"),
     )
-    return labelled.sort("session", "symbol").with_columns(
+    return labelled.with_columns(
         cross_sectional_rank("forward_return").alias("label")
     )

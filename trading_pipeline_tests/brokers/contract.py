@@ -7,12 +7,18 @@ returning an object with the `BrokerHarness` shape.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 import pytest
 
 from trading_pipeline.brokers.base import Broker, BrokerUnavailable
+from trading_pipeline.domain.reconciliation import BreakKind, LikelyCause
+from trading_pipeline.domain.safety import SubmissionDecision
+from trading_pipeline.services.reconcile import reconcile
+from trading_pipeline.services.submission import submit_intents
+from trading_pipeline.storage.ledger import Ledger
+from trading_pipeline.storage.warehouse import Warehouse
 from trading_pipeline.domain.orders import (
     OrderIntent,
     OrderStatus,
@@ -42,8 +48,29 @@ class BrokerHarness(Protocol):
     def set_position_by_hand(self, symbol: str, quantity: float) -> None:
         """Change a position at the broker behind our back (a trade made by hand)."""
 
+    def forget_order(self, client_order_id: str) -> None:
+        """The broker loses every trace of this order."""
+
 
 SYMBOL = "AAA"
+SESSION = date(2024, 3, 1)
+SEND = SubmissionDecision(send=True, reasons=())
+LEDGERED = {"session": SESSION, "strategy": "contract"}  # what the ledger records with each intent
+
+
+class FillFeedLosing:
+    """The broker as seen through a fill feed that dropped every fill (IBKR, for one, keeps
+    executions for a day only): orders and positions still tell the truth."""
+
+    def __init__(self, broker: Broker):
+        self._broker = broker
+        self.name = broker.name
+
+    def fills(self, since):
+        return []
+
+    def __getattr__(self, attribute):
+        return getattr(self._broker, attribute)
 
 
 def intent(cid: str, side: Side = Side.BUY, quantity: float = 10, **kw) -> OrderIntent:
@@ -145,3 +172,43 @@ class BrokerContract:
         harness.set_position_by_hand("BBB", 7)
         held = {p.symbol: p.quantity for p in harness.broker.positions()}
         assert held.get("BBB") == pytest.approx(7)
+
+
+class ReconciliationContract:
+    """Every difference between the ledger and the broker is a break with its likely cause."""
+
+    @pytest.fixture
+    def ledger(self, tmp_path):
+        return Ledger(Warehouse(tmp_path / "ledger.duckdb"))
+
+    def _breaks(self, broker, ledger):
+        result = reconcile(broker, ledger, SESSION)
+        return [(r["kind"], r["likely_cause"], r["symbol"], r["client_order_id"])
+                for r in result.breaks.iter_rows(named=True)]
+
+    def test_ledger_and_broker_agree_after_a_fill(self, harness, ledger):
+        submit_intents([intent("recon-ok-1", quantity=3, **LEDGERED)], harness.broker, ledger, SEND)
+        harness.settle()
+        assert self._breaks(harness.broker, ledger) == []
+        assert ledger.filled_quantity_by_order(harness.broker.name) == {"recon-ok-1": pytest.approx(3)}
+
+    def test_position_changed_by_hand_is_a_manual_trade(self, harness, ledger):
+        harness.set_position_by_hand("BBB", 7)
+        breaks = self._breaks(harness.broker, ledger)
+        assert (BreakKind.POSITION_MISMATCH, LikelyCause.MANUAL_TRADE, "BBB", None) in breaks
+
+    def test_fill_the_ledger_missed(self, harness, ledger):
+        submit_intents([intent("recon-miss-1", quantity=4, **LEDGERED)], harness.broker, ledger, SEND)
+        harness.settle()
+        breaks = self._breaks(FillFeedLosing(harness.broker), ledger)
+        assert (BreakKind.MISSED_FILL, LikelyCause.FILL_WE_MISSED, SYMBOL, "recon-miss-1") in breaks
+        assert (BreakKind.POSITION_MISMATCH, LikelyCause.FILL_WE_MISSED, SYMBOL, None) in breaks
+
+    def test_order_the_broker_lost(self, harness, ledger):
+        far = round(harness.reference_price(SYMBOL) * 0.5, 2)
+        lost = intent("recon-lost-1", order_type=OrderType.LIMIT, limit_price=far,
+                      time_in_force=TimeInForce.GTC, **LEDGERED)
+        submit_intents([lost], harness.broker, ledger, SEND)
+        harness.forget_order("recon-lost-1")
+        breaks = self._breaks(harness.broker, ledger)
+        assert (BreakKind.UNKNOWN_ORDER, LikelyCause.ORDER_LOST_BY_BROKER, SYMBOL, "recon-lost-1") in breaks

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from trading_pipeline.brokers.alpaca import AlpacaBroker, AlpacaConfig
-from trading_pipeline_tests.brokers.contract import BrokerContract
+from trading_pipeline_tests.brokers.contract import BrokerContract, ReconciliationContract
 from trading_pipeline_tests.brokers.fakes.alpaca import FakeAlpaca, FakeAlpacaServer
 
 KEY_ID = "FAKEKEYID-SHOULD-NOT-LEAK"
@@ -35,6 +35,9 @@ class AlpacaHarness:
     def set_position_by_hand(self, symbol: str, quantity: float) -> None:
         self.fake.set_position(symbol, quantity)
 
+    def forget_order(self, client_order_id: str) -> None:
+        self.fake.forget_order(client_order_id)
+
 
 @pytest.fixture
 def harness():
@@ -47,5 +50,5 @@ def harness():
     assert not fake.crashes, fake.crashes[0]
 
 
-class TestAlpacaContract(BrokerContract):
+class TestAlpacaContract(BrokerContract, ReconciliationContract):
     pass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from trading_pipeline.brokers.ibkr import IbkrBroker, IbkrConfig
-from trading_pipeline_tests.brokers.contract import BrokerContract
+from trading_pipeline_tests.brokers.contract import BrokerContract, ReconciliationContract
 from trading_pipeline_tests.brokers.fakes.tws import FakeTws
 
 
@@ -30,6 +30,9 @@ class IbkrHarness:
     def set_position_by_hand(self, symbol: str, quantity: float) -> None:
         self.fake.set_position(symbol, quantity)
 
+    def forget_order(self, client_order_id: str) -> None:
+        self.fake.forget_order(client_order_id)
+
 
 @pytest.fixture
 def harness():
@@ -44,5 +47,5 @@ def harness():
     assert fake.unsupported == [], "the adapter sent requests the fake TWS does not know"
 
 
-class TestIbkrContract(BrokerContract):
+class TestIbkrContract(BrokerContract, ReconciliationContract):
     pass

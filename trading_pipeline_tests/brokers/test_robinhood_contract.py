@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trading_pipeline_tests.brokers.contract import BrokerContract
+from trading_pipeline_tests.brokers.contract import BrokerContract, ReconciliationContract
 from trading_pipeline_tests.brokers.fakes.robinhood import RobinhoodRig
 
 
@@ -34,8 +34,12 @@ class RobinhoodHarness:
     def set_position_by_hand(self, symbol: str, quantity: float) -> None:
         self.fake.set_position(symbol, quantity)
 
+    def forget_order(self, client_order_id: str) -> None:
+        report = self.broker.order_status(client_order_id)
+        self.fake.forget_order(report.broker_order_id)
 
-class TestRobinhoodContract(BrokerContract):
+
+class TestRobinhoodContract(BrokerContract, ReconciliationContract):
     @pytest.fixture
     def harness(self, tmp_path):
         rig = RobinhoodRig(tmp_path)

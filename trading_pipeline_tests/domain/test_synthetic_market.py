@@ -77,10 +77,11 @@ def test_a_session_has_the_same_bars_however_it_is_asked_for():
 
 
 def test_the_seed_decides_the_market():
-    session = [date(2023, 3, 1)]
-    assert SyntheticMarket(seed=7).bars(session).equals(SyntheticMarket(seed=7).bars(session))
-    other = SyntheticMarket(seed=8).bars(session)
-    assert not np.allclose(other["close"].to_numpy(), SyntheticMarket(seed=7).bars(session)["close"].to_numpy())
+    session, origin = [date(2023, 3, 1)], date(2023, 1, 3)
+    seven = SyntheticMarket(seed=7, origin=origin).bars(session)
+    assert SyntheticMarket(seed=7, origin=origin).bars(session).equals(seven)
+    eight = SyntheticMarket(seed=8, origin=origin).bars(session)
+    assert not np.allclose(eight["close"].to_numpy(), seven["close"].to_numpy())
 
 
 def test_universe_and_sectors_are_deterministic_and_complete(market):
@@ -162,19 +163,22 @@ def test_volume_rises_with_the_size_of_the_move(history):
     assert per_symbol.median() > 0.1
 
 
-def test_stocks_move_together_more_within_a_sector(market, history):
-    wide = (
-        history.drop_nulls("log_return")
-        .pivot(on="symbol", index="session", values="log_return")
-        .drop("session")
-    )
-    sector_of = dict(market.sectors().iter_rows())
+def sector_correlations(bars: pl.DataFrame, sectors: pl.DataFrame) -> tuple[float, float]:
+    """Mean pairwise correlation of daily returns: within a sector, and across sectors."""
+    wide = bars.drop_nulls("log_return").pivot(on="symbol", index="session", values="log_return").drop("session")
+    sector_of = dict(sectors.iter_rows())
     corr = np.corrcoef(wide.to_numpy().T)
     names = wide.columns
-    same = [corr[i, j] for i in range(len(names)) for j in range(i) if sector_of[names[i]] == sector_of[names[j]]]
-    other = [corr[i, j] for i in range(len(names)) for j in range(i) if sector_of[names[i]] != sector_of[names[j]]]
-    assert np.mean(other) > 0.1  # the market factor
-    assert np.mean(same) > np.mean(other) + 0.05  # the sector factors
+    pairs = [(i, j) for i in range(len(names)) for j in range(i)]
+    same = [corr[i, j] for i, j in pairs if sector_of[names[i]] == sector_of[names[j]]]
+    across = [corr[i, j] for i, j in pairs if sector_of[names[i]] != sector_of[names[j]]]
+    return float(np.mean(same)), float(np.mean(across))
+
+
+def test_stocks_move_together_more_within_a_sector(market, history):
+    same, across = sector_correlations(history, market.sectors())
+    assert across > 0.1  # the market factor
+    assert same > across + 0.05  # the sector factors
 
 
 # ---------------------------------------------------------------- regime shift
@@ -205,6 +209,13 @@ def test_twenty_day_volatility_is_clearly_different_after_the_shift(shifted):
     ks = stats.ks_2samp(before, after)
     assert ks.pvalue < 1e-12 and ks.statistic > 0.5
     assert 2.0 < np.median(after) / np.median(before) < 3.5
+
+
+def test_sectors_move_more_as_blocs_after_the_shift(shifted):
+    bars = with_log_returns(shifted.bars(sessions_between(date(2021, 1, 4), date(2022, 12, 30))))
+    same_before, across_before = sector_correlations(bars.filter(pl.col("session") < SHIFT), shifted.sectors())
+    same_after, across_after = sector_correlations(bars.filter(pl.col("session") >= SHIFT), shifted.sectors())
+    assert same_after - across_after > (same_before - across_before) + 0.1
 
 
 def test_volume_level_changes_after_the_shift(shifted):

@@ -8,7 +8,7 @@ source has no adjusted prices.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Protocol, runtime_checkable
 
 import polars as pl
@@ -68,6 +68,15 @@ class BarValidationError(MarketDataError):
 
 def empty_bars() -> pl.DataFrame:
     return pl.DataFrame(schema=BAR_SCHEMA)
+
+
+def as_date(value: date) -> date:
+    """A session given as a date, datetime or pandas Timestamp, as a plain date."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    raise TypeError(f"sessions must be dates, got {value!r} ({type(value).__name__})")
 
 
 def validate_bars(

@@ -31,6 +31,7 @@ from trading_pipeline.domain.market.bars import (
     MAX_REPORTED_PROBLEMS,
     BarValidationError,
     MarketDataError,
+    as_date,
     check_parsed_bars,
     empty_bars,
     parse_bar_columns,
@@ -67,7 +68,7 @@ class FileBarSource:
             return self._bars
 
     def bars(self, sessions: Sequence[date]) -> pl.DataFrame:
-        wanted = sorted(set(sessions))
+        wanted = sorted({as_date(s) for s in sessions})
         if not wanted:
             return empty_bars()
         return self.load().filter(pl.col("session").is_in(wanted))

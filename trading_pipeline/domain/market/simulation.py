@@ -172,7 +172,7 @@ def simulate_block(
 
     market_sd = MARKET_VOL * np.sqrt(market_var)[:, None] * volatility
     idio_sd = universe.idio_vol * np.sqrt(idio_var) * volatility
-    sector_move = (SECTOR_VOL * np.sqrt(sector_var) * volatility * sector_volatility * shocks["sector"])
+    sector_move = SECTOR_VOL * np.sqrt(sector_var) * volatility * sector_volatility * shocks["sector"]
     market_move = MARKET_DRIFT + market_sd * shocks["market"][:, None]
     base_return = (
         universe.drift
@@ -257,9 +257,9 @@ def _block_score(state: PathState, idio_var: np.ndarray, log_volume: np.ndarray)
     sums = np.concatenate([np.zeros((1, volumes.shape[1])), np.cumsum(volumes, axis=0)])
     ends = np.arange(HISTORY, HISTORY + steps)  # each session sees the volumes before it
     surprise = (sums[ends] - sums[ends - 5]) / 5.0 - (sums[ends] - sums[ends - 20]) / 20.0
-    return BLOCK_SIGNALS["volatility"] * _rowwise_z(np.sqrt(idio_var)) + BLOCK_SIGNALS[
-        "volume_surprise"
-    ] * _rowwise_z(surprise)
+    # Volatility relative to the symbol's own norm (a 20-day volatility feature sees it).
+    volatility = _rowwise_z(np.sqrt(idio_var))
+    return BLOCK_SIGNALS["volatility"] * volatility + BLOCK_SIGNALS["volume_surprise"] * _rowwise_z(surprise)
 
 
 def _rowwise_z(values: np.ndarray) -> np.ndarray:

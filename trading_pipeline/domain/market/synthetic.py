@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date
 
 import numpy as np
 import polars as pl
 
 from trading_pipeline.domain.calendar import sessions_between
-from trading_pipeline.domain.market.bars import BAR_SCHEMA, empty_bars
+from trading_pipeline.domain.market.bars import as_date, empty_bars
 from trading_pipeline.domain.market.simulation import (
     BLOCK_SESSIONS,
     CALM,
@@ -26,6 +26,7 @@ from trading_pipeline.domain.market.simulation import (
     WARMUP_SESSIONS,
     BlockBars,
     PathState,
+    Regime,
     block_shocks,
     make_universe,
     simulate_block,
@@ -49,8 +50,8 @@ class SyntheticMarket:
             raise ValueError(f"universe_size must be an integer of at least 2, got {universe_size!r}")
         self.seed = seed
         self.universe_size = universe_size
-        self.regime_shift_date = _as_date(regime_shift_date) if regime_shift_date else None
-        self._sessions = sessions_between(_as_date(origin), _LAST_CALENDAR_DAY)
+        self.regime_shift_date = as_date(regime_shift_date) if regime_shift_date else None
+        self._sessions = sessions_between(as_date(origin), _LAST_CALENDAR_DAY)
         if not self._sessions:
             raise ValueError(f"origin {origin} is after the last XNYS session the calendar knows")
         self.origin = self._sessions[0]
@@ -83,7 +84,7 @@ class SyntheticMarket:
 
         Days that are not sessions, or lie before the origin or past the calendar, have no rows.
         """
-        wanted = sorted({p for p in (self._position.get(_as_date(s)) for s in sessions) if p is not None})
+        wanted = sorted({p for p in (self._position.get(as_date(s)) for s in sessions) if p is not None})
         if not wanted:
             return empty_bars()
         self._simulate_through(wanted[-1])
@@ -109,29 +110,17 @@ class SyntheticMarket:
         """Extend the cached path, a whole block at a time, until it covers `position`."""
         with self._lock:
             if self._state is None:
-                self._state = self._warmed_up_state()
+                self._state = PathState.flat(self._universe)
+                self._simulate(_WARMUP_BLOCK, [CALM] * WARMUP_SESSIONS)  # only its history is kept
             while len(self._blocks) * BLOCK_SESSIONS <= position:
                 block = len(self._blocks)
                 days = self._sessions[block * BLOCK_SESSIONS : (block + 1) * BLOCK_SESSIONS]
                 self._blocks.append(self._simulate(block, [self._regime(day) for day in days]))
 
-    def _warmed_up_state(self) -> PathState:
-        self._state = PathState.flat(self._universe)
-        self._simulate(_WARMUP_BLOCK, [CALM] * WARMUP_SESSIONS)
-        return self._state
-
-    def _simulate(self, block: int, regimes: list) -> BlockBars:
+    def _simulate(self, block: int, regimes: list[Regime]) -> BlockBars:
         shocks = block_shocks(self.seed, self._universe, block)
         return simulate_block(self._universe, self._state, shocks, regimes)
 
-    def _regime(self, day: date):
+    def _regime(self, day: date) -> Regime:
         shifted = self.regime_shift_date is not None and day >= self.regime_shift_date
         return SHIFTED if shifted else CALM
-
-
-def _as_date(value: date) -> date:
-    if isinstance(value, datetime):  # also pandas Timestamps
-        return value.date()
-    if isinstance(value, date):
-        return value
-    raise TypeError(f"sessions must be dates, got {value!r} ({type(value).__name__})")
