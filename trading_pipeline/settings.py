@@ -96,6 +96,7 @@ class TradingSettings(BaseSettings):
 
     # drift and promotion
     drift_window_sessions: int = Field(default=20, ge=5)
+    drift_column_threshold: float = Field(default=1.0, gt=0)  # normalised Wasserstein per column
     drift_warn_share: float = Field(default=0.3, gt=0, le=1)
     drift_severe_share: float = Field(default=0.5, gt=0, le=1)
     promotion_min_sessions: int = Field(default=20, ge=1)

@@ -7,6 +7,7 @@ Credentials are fields filled from `EnvVar`, which Dagster resolves at launch an
 
 from datetime import date
 from functools import cached_property
+from typing import ClassVar
 from pathlib import Path
 
 import dagster as dg
@@ -91,6 +92,7 @@ class StrategyResource(dg.ConfigurableResource):
     cash_reserve: float = 0.05
     min_order_value: float = 100.0
     drift_window_sessions: int = 20
+    drift_column_threshold: float = 1.0
     drift_warn_share: float = 0.3
     drift_severe_share: float = 0.5
     promotion_min_sessions: int = 20
@@ -113,6 +115,13 @@ class StrategyResource(dg.ConfigurableResource):
 
 class BrokerResource(dg.ConfigurableResource):
     """A venue. Assets ask for this type; the environment decides which subclass."""
+
+    # Fields holding credentials: masked wherever the resource is printed.
+    _SECRET_FIELDS: ClassVar[frozenset[str]] = frozenset()
+
+    def __repr_args__(self):
+        for name, value in super().__repr_args__():
+            yield name, ("***" if name in self._SECRET_FIELDS and value else value)
 
     def open(self, warehouse: Warehouse, market, session: date) -> Broker:
         """A connected broker client whose view of the market reaches `session`."""
@@ -146,6 +155,8 @@ class SimulatorBrokerResource(BrokerResource):
 class AlpacaBrokerResource(BrokerResource):
     """Alpaca through alpaca-py; paper or live endpoint by TRADING_ENV."""
 
+    _SECRET_FIELDS: ClassVar[frozenset[str]] = frozenset({"api_key_id", "api_secret_key"})
+
     api_key_id: str  # EnvVar("APCA_API_KEY_ID")
     api_secret_key: str  # EnvVar("APCA_API_SECRET_KEY")
     paper: bool = True
@@ -160,6 +171,8 @@ class AlpacaBrokerResource(BrokerResource):
 
 class IbkrBrokerResource(BrokerResource):
     """Interactive Brokers through ib_insync, talking to TWS or IB Gateway."""
+
+    _SECRET_FIELDS: ClassVar[frozenset[str]] = frozenset({"account"})
 
     trading_env: str
     host: str | None = None
@@ -178,6 +191,8 @@ class IbkrBrokerResource(BrokerResource):
 
 class RobinhoodBrokerResource(BrokerResource):
     """Robinhood through robin_stocks (live only), logging in with a TOTP code from pyotp."""
+
+    _SECRET_FIELDS: ClassVar[frozenset[str]] = frozenset({"username", "password", "totp_secret"})
 
     username: str  # EnvVar("ROBINHOOD_USERNAME")
     password: str  # EnvVar("ROBINHOOD_PASSWORD")

@@ -35,25 +35,30 @@ def submit_intents(
 ) -> list[SubmissionOutcome]:
     """Submit each intent unless the ledger shows it was already handled.
 
-    Exactly once: the ledger row is written before the send; an intent already in the
-    ledger is never sent again, except one left in `submitting` by a crash, which is first
-    looked up at the broker (whose `submit` is itself idempotent by client order id).
+    Exactly once: the ledger row is written before the send; an intent already sent is never
+    sent again. One left in `submitting` by a crash is retried through the broker's `submit`,
+    which is idempotent by client order id; one recorded as `not_sent` (held back by the kill
+    switch or dry-run) is sent when a later run has every key turned.
     If the broker becomes unreachable, everything recorded so far stays and the error
     propagates so the step fails; a re-run picks up where this one stopped.
     """
     outcomes: list[SubmissionOutcome] = []
     for intent in intents:
         existing = ledger.order(intent.client_order_id)
-        if existing is not None and existing["status"] != SUBMITTING:
-            outcomes.append(_outcome(intent, existing["status"], False, "already in the ledger"))
+        status = None if existing is None else existing["status"]
+        if status not in (None, SUBMITTING, NOT_SENT):
+            outcomes.append(_outcome(intent, status, False, "already in the ledger"))
             continue
         if not decision.send:
-            ledger.record_intent(intent, broker.name, dry_run=True, status=NOT_SENT,
-                                 reason=decision.explanation)
+            if existing is None:
+                ledger.record_intent(intent, broker.name, dry_run=True, status=NOT_SENT,
+                                     reason=decision.explanation)
             outcomes.append(_outcome(intent, NOT_SENT, False, decision.explanation))
             continue
         if existing is None:
             ledger.record_intent(intent, broker.name, dry_run=False, status=SUBMITTING)
+        elif status == NOT_SENT:  # held back earlier (kill switch, dry-run); the keys are turned now
+            ledger.mark_submitting(intent.client_order_id)
         # If this raises BrokerUnavailable the row stays `submitting`; the next run
         # resolves it at the broker.
         report = broker.submit(intent)

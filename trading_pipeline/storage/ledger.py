@@ -65,6 +65,16 @@ class Ledger:
             )
         return True
 
+    def mark_submitting(self, client_order_id: str) -> None:
+        """An intent held back earlier is about to be sent after all."""
+        now = _now()
+        with self.warehouse.transaction() as con:
+            con.execute(
+                """update ledger_orders set status = 'submitting', dry_run = false, reason = null,
+                   updated_at = ? where client_order_id = ?""", [now, client_order_id])
+            con.execute("insert into ledger_order_events values (?, ?, 'submitting', 0, null, null)",
+                        [client_order_id, now])
+
     def record_status(self, report: OrderStatusReport) -> None:
         now = _now()
         with self.warehouse.transaction() as con:

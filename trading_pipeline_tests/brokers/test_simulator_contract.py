@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 
 import pytest
@@ -12,7 +12,11 @@ from trading_pipeline.brokers.simulator import PaperSimulator
 from trading_pipeline.domain.calendar import next_session
 from trading_pipeline.domain.orders import OrderIntent, OrderStatus, Side
 from trading_pipeline.storage.warehouse import Warehouse
-from trading_pipeline_tests.brokers.contract import BrokerContract
+from trading_pipeline_tests.brokers.contract import (
+    SESSION,
+    BrokerContract,
+    ReconciliationContract,
+)
 from trading_pipeline_tests.brokers.sim_market import RandomWalkMarket
 
 
@@ -57,7 +61,8 @@ class AnswerLosingBroker:
 
 @lru_cache(maxsize=1)
 def shared_market() -> RandomWalkMarket:
-    return RandomWalkMarket()  # read-only, so every test may share one
+    # read-only, so every test may share one; starts well before the contract's session
+    return RandomWalkMarket(start=date(2024, 2, 1))
 
 
 class SimulatorHarness:
@@ -65,7 +70,8 @@ class SimulatorHarness:
         self.warehouse = warehouse
         self.market = shared_market()
         self.simulator = PaperSimulator(warehouse, self.market)
-        self.simulator.advance_to(self.market.sessions[0])
+        # the clock starts at the session the contract's orders are decided in
+        self.simulator.advance_to(SESSION)
         self.broker = AnswerLosingBroker(self.simulator)
 
     def reference_price(self, symbol: str) -> float:
@@ -89,13 +95,17 @@ class SimulatorHarness:
             [symbol, quantity, self.reference_price(symbol)],
         )
 
+    def forget_order(self, client_order_id: str) -> None:
+        self.warehouse.execute("delete from sim_orders where client_order_id = ?",
+                               [client_order_id])
+
 
 @pytest.fixture
 def harness(tmp_path):
     return SimulatorHarness(Warehouse(tmp_path / "warehouse.duckdb"))
 
 
-class TestSimulatorContract(BrokerContract):
+class TestSimulatorContract(BrokerContract, ReconciliationContract):
     supports_timeout_injection = True
 
 

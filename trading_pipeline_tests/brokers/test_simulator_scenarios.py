@@ -335,7 +335,7 @@ def test_cancel_of_an_unknown_order_raises_order_not_found(simulator):
         sim.cancel("no-such-order")
 
 
-def test_a_sell_whose_shares_were_sold_by_hand_is_canceled_not_turned_short(simulator, tmp_path):
+def test_a_sell_whose_shares_were_sold_by_hand_is_canceled_not_turned_short(simulator):
     sim = simulator({D0: {"AAA": FLAT}, D1: {"AAA": FLAT}, D2: {"AAA": (90, 91, 89, 90, 1e6)}})
     sim.submit(order("buy", quantity=10))
     sim.advance_to(D1)

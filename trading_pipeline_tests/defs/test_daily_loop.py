@@ -79,3 +79,38 @@ def test_equity_curve_and_model_version_recorded(loop):
     assert curve["session"].to_list() == [D1, D2, D3]
     versions = wh.query("select distinct model_version from predictions")
     assert versions.height == 1 and versions["model_version"][0] == "1"
+
+
+def test_emergency_stop_blocks_sending_until_cleared(loop):
+    wh, instance = loop["warehouse"], loop["instance"]
+    defs = build_definitions(loop["settings"])
+    open_before = wh.scalar("select count(*) from sim_orders where status in ('new', 'partially_filled')")
+    assert open_before > 0  # D3's orders are working at the simulated broker
+    stop = defs.resolve_job_def("emergency_stop_job").execute_in_process(
+        instance=instance,
+        run_config={"ops": {"engage_kill_switch_and_cancel": {"config": {"reason": "test stop"}}}})
+    assert stop.success
+    assert wh.scalar("select count(*) from sim_orders where status in ('new', 'partially_filled')") == 0
+    d4 = next_session(D3)
+    result = loop["job"].execute_in_process(partition_key=d4.isoformat(), instance=instance)
+    assert result.success
+    blocked = wh.query("select status, dry_run, reason from ledger_orders where session = ?", [d4])
+    assert blocked.height > 0 and set(blocked["status"]) == {"not_sent"}
+    assert all("kill switch" in r for r in blocked["reason"])
+    assert wh.scalar("select count(*) from sim_orders where client_order_id in "
+                     "(select client_order_id from ledger_orders where session = ?)", [d4]) == 0
+
+    with pytest.raises(Exception):  # clearing needs a reason
+        defs.resolve_job_def("clear_kill_switch_job").execute_in_process(instance=instance)
+    cleared = defs.resolve_job_def("clear_kill_switch_job").execute_in_process(
+        instance=instance, run_config={"ops": {"clear_kill_switch": {"config": {"reason": "checked"}}}})
+    assert cleared.success
+    events = wh.query("select engaged, reason from kill_switch_events order by recorded_at")
+    assert events.rows() == [(True, "test stop"), (False, "checked")]
+    # with the switch released, re-running the blocked session sends what was held back, once
+    again = loop["job"].execute_in_process(partition_key=d4.isoformat(), instance=instance)
+    assert again.success
+    sent = wh.query("select status, dry_run from ledger_orders where session = ?", [d4])
+    assert "not_sent" not in set(sent["status"]) and set(sent["dry_run"]) == {False}
+    assert wh.scalar("select count(*) from sim_orders where client_order_id in "
+                     "(select client_order_id from ledger_orders where session = ?)", [d4]) == blocked.height

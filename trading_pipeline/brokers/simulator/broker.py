@@ -105,6 +105,7 @@ class PaperSimulator:
     # -- the market clock ------------------------------------------------------
 
     @property
+    @_warehouse_errors
     def clock(self) -> date | None:
         """The last session whose bars were processed; None before the first `advance_to`."""
         with self.warehouse.connect() as con:
@@ -151,6 +152,7 @@ class PaperSimulator:
                 processed.append(day)
             return processed
 
+    @_warehouse_errors
     def last_prices(self) -> dict[str, float]:
         """The last known close of every symbol the simulator has seen."""
         with self.warehouse.connect() as con:

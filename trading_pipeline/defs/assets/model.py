@@ -107,6 +107,7 @@ def drift_report(
     version, result = drift_service.drift_for_session(
         warehouse.warehouse, model_store.registry(), session,
         window=strategy.drift_window_sessions, warn_share=strategy.drift_warn_share,
+        column_threshold=strategy.drift_column_threshold,
         severe_share=strategy.drift_severe_share, html_path=html,
     )
     return dg.MaterializeResult(metadata={
