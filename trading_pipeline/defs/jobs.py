@@ -42,12 +42,9 @@ def engage_kill_switch_and_cancel(context: dg.OpExecutionContext, config: Emerge
     from trading_pipeline.services.emergency import emergency_stop
 
     warehouse.ledger.set_kill_switch(True, config.reason, actor=f"run {context.run_id}")
-    client = broker.open(warehouse.warehouse, market.market(), latest_completed_session())
-    try:
-        summary = emergency_stop(client, warehouse.ledger, flatten=config.flatten,
-                                 session=latest_completed_session())
-    finally:
-        client.close()
+    session = latest_completed_session()
+    with broker.connected(warehouse.warehouse, market.market(), session) as client:
+        summary = emergency_stop(client, warehouse.ledger, flatten=config.flatten, session=session)
     context.log.warning(f"kill switch engaged ({config.reason}); {summary}")
 
 

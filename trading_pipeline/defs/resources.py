@@ -6,6 +6,8 @@ Credentials are fields filled from `EnvVar`, which Dagster resolves at launch an
 
 
 from datetime import date
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from typing import ClassVar
 from pathlib import Path
@@ -123,13 +125,27 @@ class BrokerResource(dg.ConfigurableResource):
         for name, value in super().__repr_args__():
             yield name, ("***" if name in self._SECRET_FIELDS and value else value)
 
+    # The adapter's `name`, which keys its rows in the ledger.
+    venue: ClassVar[str] = ""
+
     def open(self, warehouse: Warehouse, market, session: date) -> Broker:
-        """A connected broker client whose view of the market reaches `session`."""
+        """A broker client whose view of the market reaches `session`."""
         raise NotImplementedError
+
+    @contextmanager
+    def connected(self, warehouse: Warehouse, market, session: date) -> Iterator[Broker]:
+        """`open`, and close the client (sockets, threads, sessions) whatever happens."""
+        client = self.open(warehouse, market, session)
+        try:
+            yield client
+        finally:
+            client.close()
 
 
 class SimulatorBrokerResource(BrokerResource):
     """The built-in paper simulator: fills on the bars after each order, state in the warehouse."""
+
+    venue: ClassVar[str] = "simulator"
 
     initial_cash: float = 100_000.0
     slippage_bps: float = 5.0
@@ -155,6 +171,8 @@ class SimulatorBrokerResource(BrokerResource):
 class AlpacaBrokerResource(BrokerResource):
     """Alpaca through alpaca-py; paper or live endpoint by TRADING_ENV."""
 
+    venue: ClassVar[str] = "alpaca"
+
     _SECRET_FIELDS: ClassVar[frozenset[str]] = frozenset({"api_key_id", "api_secret_key"})
 
     api_key_id: str  # EnvVar("APCA_API_KEY_ID")
@@ -171,6 +189,8 @@ class AlpacaBrokerResource(BrokerResource):
 
 class IbkrBrokerResource(BrokerResource):
     """Interactive Brokers through ib_insync, talking to TWS or IB Gateway."""
+
+    venue: ClassVar[str] = "ibkr"
 
     _SECRET_FIELDS: ClassVar[frozenset[str]] = frozenset({"account"})
 
@@ -191,6 +211,8 @@ class IbkrBrokerResource(BrokerResource):
 
 class RobinhoodBrokerResource(BrokerResource):
     """Robinhood through robin_stocks (live only), logging in with a TOTP code from pyotp."""
+
+    venue: ClassVar[str] = "robinhood"
 
     _SECRET_FIELDS: ClassVar[frozenset[str]] = frozenset({"username", "password", "totp_secret"})
 

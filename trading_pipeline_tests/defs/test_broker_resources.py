@@ -31,3 +31,16 @@ def test_resource_reprs_mask_credentials():
         for secret in (KEY, SECRET, "someone@example.com", "JBSWY3DPEHPK3PXP"):
             assert secret not in text
     assert "paper=True" in repr(alpaca)
+
+
+def test_each_resource_names_its_adapter_as_the_ledger_does():
+    from trading_pipeline.brokers.alpaca.broker import AlpacaBroker
+    from trading_pipeline.brokers.ibkr.broker import IbkrBroker
+    from trading_pipeline.brokers.robinhood.broker import RobinhoodBroker
+    from trading_pipeline.brokers.simulator import PaperSimulator
+    from trading_pipeline.defs.resources import IbkrBrokerResource, SimulatorBrokerResource
+
+    pairs = [(SimulatorBrokerResource, PaperSimulator), (AlpacaBrokerResource, AlpacaBroker),
+             (IbkrBrokerResource, IbkrBroker), (RobinhoodBrokerResource, RobinhoodBroker)]
+    for resource, adapter in pairs:
+        assert resource.venue == adapter.name

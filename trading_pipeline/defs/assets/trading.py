@@ -28,12 +28,9 @@ def target_portfolio(
     strategy: StrategyResource,
 ) -> dg.MaterializeResult:
     session = session_of(context)
-    client = broker.open(warehouse.warehouse, market.market(), session)
-    try:
+    with broker.connected(warehouse.warehouse, market.market(), session) as client:
         target, equity = trading.build_target(warehouse.warehouse, client, session,
                                               strategy.portfolio_limits())
-    finally:
-        client.close()
     return dg.MaterializeResult(metadata={
         "positions": target.height, "equity": equity,
         "invested_weight": float(target["weight"].sum()) if target.height else 0.0,
@@ -58,11 +55,8 @@ def submitted_orders(
     strategy: StrategyResource,
 ) -> dg.MaterializeResult:
     session = session_of(context)
-    client = broker.open(warehouse.warehouse, market.market(), session)
-    try:
+    with broker.connected(warehouse.warehouse, market.market(), session) as client:
         outcomes, decision = trading.submit_rebalance(warehouse.ledger, client, session, strategy)
-    finally:
-        client.close()
     if not decision.send:
         context.log.warning(f"orders for {session} not sent: {decision.explanation}")
     return dg.MaterializeResult(metadata={
@@ -88,11 +82,8 @@ def reconciled_positions(
     broker: BrokerResource,
 ) -> dg.MaterializeResult:
     session = session_of(context)
-    client = broker.open(warehouse.warehouse, market.market(), session)
-    try:
+    with broker.connected(warehouse.warehouse, market.market(), session) as client:
         result = trading.reconcile_session(warehouse.warehouse, warehouse.ledger, client, session)
-    finally:
-        client.close()
     return dg.MaterializeResult(metadata={
         "breaks": result.break_count, "new_fills": result.new_fills,
         "positions": len(result.positions), "equity": result.account.equity,
@@ -108,15 +99,10 @@ def reconciled_positions(
     kinds={"polars"},
 )
 def performance(
-    context: dg.AssetExecutionContext,
-    warehouse: WarehouseResource,
-    market: MarketDataResource,
-    broker: BrokerResource,
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, broker: BrokerResource
 ) -> dg.MaterializeResult:
     session = session_of(context)
-    client = broker.open(warehouse.warehouse, market.market(), session)
-    client.close()
-    curve, initial = trading.performance_through(warehouse.warehouse, warehouse.ledger, client.name, session)
+    curve, initial = trading.performance_through(warehouse.warehouse, warehouse.ledger, broker.venue, session)
     stats = perf.summary(curve, initial)
     today = curve.filter(curve["session"] == session)
     return dg.MaterializeResult(metadata={
