@@ -63,7 +63,7 @@ def submit_rebalance(ledger: Ledger, broker: Broker, session: date,
     held = {p.symbol: p.quantity for p in broker.positions()}
     prices = dict(closes(warehouse, session).iter_rows())
     intents = rebalance_orders(session, strategy.strategy, target, held, prices,
-                               strategy.min_order_value)
+                               strategy.min_order_value, broker.account().buying_power)
     decision = submission_decision(ledger, strategy)
     outcomes = outcomes_frame(submit_intents(intents, broker, ledger, decision))
     warehouse.replace_partition(ORDERS, session, outcomes.with_columns(pl.lit(session).alias("session")))

@@ -58,6 +58,8 @@ def test_orders_decided_at_d_fill_on_the_next_session_bars(loop):
 def test_positions_reconcile_with_zero_breaks(loop):
     wh = loop["warehouse"]
     assert wh.scalar("select count(*) from reconciliation_breaks") == 0
+    # buys are sized to buying power, so the simulated broker refuses none of them
+    assert wh.scalar("select count(*) from ledger_orders where status = 'rejected'") == 0
     held = wh.query("select symbol, quantity from ledger_positions where session = ?", [D3])
     assert held.height > 0
 

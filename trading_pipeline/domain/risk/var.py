@@ -1,0 +1,237 @@
+"""One-day value at risk and expected shortfall of a weighted book, as fractions of equity.
+
+Conventions (used everywhere in this package):
+
+- A weight is position value / equity; shorts are negative. The P&L of position i on a
+  past session t is ``w_i * r_it`` (a fraction of equity); the book's is ``sum_i w_i * r_it``
+  over the *joint* history, so diversification and hedges count (never a sum of parts).
+- Historical VaR at confidence c is ``-quantile(pnl, 1 - c, method="lower")`` (numpy's
+  "lower": the order statistic at index ``floor((1 - c) * (T - 1))`` of the sorted P&L, no
+  interpolation). With T = 252 and c = 0.95 that is the 13th worst session.
+- Historical expected shortfall is ``-mean`` of every P&L at or below that order statistic.
+- Parametric VaR is Gaussian: ``z_c * sigma - mean`` with the sample mean and the sample
+  covariance (ddof = 1) of the same window.
+- A figure can be negative: the loss quantile of the window was a gain.
+- History: the window is the last ``lookback`` sessions of the returns frame. A symbol with a
+  missing or non-finite return in that window raises `InsufficientHistory`, never zero risk.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from statistics import NormalDist
+
+import numpy as np
+import polars as pl
+
+QUANTILE_METHOD = "lower"
+POSITION_COLUMNS = {
+    "symbol": pl.String,
+    "weight": pl.Float64,
+    "var": pl.Float64,
+    "var_dollars": pl.Float64,
+    "es": pl.Float64,
+    "es_dollars": pl.Float64,
+    "parametric_var": pl.Float64,
+    "parametric_var_dollars": pl.Float64,
+}
+
+
+class InsufficientHistory(ValueError):
+    """Returns too short or with gaps for a symbol that carries weight: its risk is unknown."""
+
+    def __init__(self, message: str, symbols: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.symbols = symbols
+
+
+@dataclass(frozen=True)
+class VarFigures:
+    """Per-position and whole-book risk for one set of weights; see the module conventions."""
+
+    confidence: float
+    lookback: int
+    equity: float
+    first_session: date | None
+    last_session: date | None
+    positions: pl.DataFrame  # POSITION_COLUMNS, one row per symbol with a non-zero weight
+    portfolio_var: float
+    portfolio_es: float
+    portfolio_parametric_var: float
+    quantile_method: str = QUANTILE_METHOD
+
+    @property
+    def portfolio_var_dollars(self) -> float:
+        return self.portfolio_var * self.equity
+
+    @property
+    def portfolio_es_dollars(self) -> float:
+        return self.portfolio_es * self.equity
+
+    @property
+    def portfolio_parametric_var_dollars(self) -> float:
+        return self.portfolio_parametric_var * self.equity
+
+    @property
+    def max_position_var(self) -> float:
+        return float(self.positions["var"].max()) if self.positions.height else 0.0
+
+    def weights(self) -> dict[str, float]:
+        return dict(zip(self.positions["symbol"].to_list(), self.positions["weight"].to_list()))
+
+    def summary(self) -> dict[str, float]:
+        """Flat numbers for logs and asset metadata."""
+        return {
+            "confidence": self.confidence,
+            "lookback": float(self.lookback),
+            "portfolio_var": self.portfolio_var,
+            "portfolio_var_dollars": self.portfolio_var_dollars,
+            "portfolio_es": self.portfolio_es,
+            "portfolio_parametric_var": self.portfolio_parametric_var,
+            "max_position_var": self.max_position_var,
+        }
+
+
+def wide_returns(returns: pl.DataFrame) -> pl.DataFrame:
+    """Returns as one row per session and one column per symbol, sorted by session.
+
+    Accepts long (session, symbol, return) or already wide (session + one column a symbol).
+    """
+    if "session" not in returns.columns:
+        raise ValueError(f"returns need a 'session' column; got columns {returns.columns}")
+    if {"symbol", "return"} <= set(returns.columns):
+        long = returns.select("session", "symbol", pl.col("return").cast(pl.Float64))
+        dupes = long.group_by("session", "symbol").len().filter(pl.col("len") > 1)
+        if dupes.height:
+            first = dupes.row(0, named=True)
+            raise ValueError(
+                f"returns hold {dupes.height} duplicated (session, symbol) pairs, e.g. "
+                f"{first['session']} {first['symbol']}: keep one return per symbol and session"
+            )
+        wide = long.pivot(on="symbol", index="session", values="return")
+    else:
+        wide = returns
+        if wide["session"].is_duplicated().any():
+            raise ValueError("wide returns hold a session twice: keep one row per session")
+    return wide.sort("session")
+
+
+def return_window(
+    returns: pl.DataFrame, symbols: list[str], lookback: int
+) -> tuple[np.ndarray, date | None, date | None]:
+    """The last `lookback` sessions of returns for `symbols`, as a (sessions x symbols) matrix."""
+    if lookback < 2:
+        raise ValueError(f"lookback must be at least 2 sessions, got {lookback}")
+    wide = wide_returns(returns).tail(lookback)
+    if not symbols:
+        return np.empty((wide.height, 0)), None, None
+    if wide.height < lookback:
+        raise InsufficientHistory(
+            f"VaR needs {lookback} sessions of returns, the frame holds {wide.height}: "
+            "load more history or lower var_lookback",
+            tuple(symbols),
+        )
+    short = incomplete_symbols(wide, symbols)
+    if short:
+        described = ", ".join(f"{s} ({n} of {lookback})" for s, n in short.items())
+        raise InsufficientHistory(
+            f"no full {lookback}-session return history (finite values) for: {described}; "
+            "drop these symbols or load their history",
+            tuple(short),
+        )
+    matrix = wide.select(symbols).to_numpy().astype(np.float64)
+    return matrix, wide["session"][0], wide["session"][-1]
+
+
+def incomplete_symbols(wide: pl.DataFrame, symbols: list[str]) -> dict[str, int]:
+    """Symbols with fewer than `wide.height` finite returns, and how many they have."""
+    short: dict[str, int] = {}
+    for symbol in symbols:
+        if symbol not in wide.columns:
+            short[symbol] = 0
+            continue
+        values = wide[symbol].cast(pl.Float64).to_numpy()
+        finite = int(np.isfinite(values).sum())
+        if finite < wide.height:
+            short[symbol] = finite
+    return short
+
+
+def symbols_with_history(returns: pl.DataFrame, symbols: list[str], lookback: int) -> list[str]:
+    """The subset of `symbols` whose last `lookback` sessions are all finite returns."""
+    wide = wide_returns(returns).tail(lookback)
+    if wide.height < lookback:
+        return []
+    short = incomplete_symbols(wide, symbols)
+    return [s for s in symbols if s not in short]
+
+
+def historical_var(pnl: np.ndarray, confidence: float) -> float:
+    """-quantile(pnl, 1 - c) with the module's quantile method."""
+    return -float(np.quantile(pnl, 1.0 - confidence, method=QUANTILE_METHOD))
+
+
+def historical_es(pnl: np.ndarray, confidence: float) -> float:
+    """-mean of the P&L at or below the VaR order statistic."""
+    cutoff = np.quantile(pnl, 1.0 - confidence, method=QUANTILE_METHOD)
+    return -float(pnl[pnl <= cutoff].mean())
+
+
+def compute_var(
+    weights: Mapping[str, float],
+    returns: pl.DataFrame,
+    equity: float,
+    confidence: float = 0.95,
+    lookback: int = 252,
+) -> VarFigures:
+    """Historical and parametric 1-day VaR and historical ES of `weights` (fractions of equity)."""
+    if not 0.5 < confidence < 1:
+        raise ValueError(f"confidence must be in (0.5, 1), got {confidence}")
+    if not (math.isfinite(equity) and equity > 0):
+        raise ValueError(f"equity must be a positive number to express VaR in dollars, got {equity}")
+    bad = {s: w for s, w in weights.items() if not math.isfinite(w)}
+    if bad:
+        raise ValueError(f"weights must be finite numbers; got {bad}")
+    held = sorted(s for s, w in weights.items() if w != 0)
+    matrix, first, last = return_window(returns, held, lookback)
+    w = np.array([weights[s] for s in held], dtype=np.float64)
+    if not held:
+        empty = pl.DataFrame(schema=POSITION_COLUMNS)
+        return VarFigures(confidence, lookback, equity, first, last, empty, 0.0, 0.0, 0.0)
+    pnl_each = matrix * w  # sessions x symbols
+    book_pnl = pnl_each.sum(axis=1)
+    z = NormalDist().inv_cdf(confidence)
+    mean = matrix.mean(axis=0)
+    cov = np.atleast_2d(np.cov(matrix, rowvar=False, ddof=1))
+    sigma_each = np.sqrt(np.diag(cov)) * np.abs(w)
+    var_each = [historical_var(pnl_each[:, i], confidence) for i in range(len(held))]
+    es_each = [historical_es(pnl_each[:, i], confidence) for i in range(len(held))]
+    param_each = z * sigma_each - w * mean
+    book_sigma = math.sqrt(max(float(w @ cov @ w), 0.0))
+    positions = pl.DataFrame(
+        {
+            "symbol": held,
+            "weight": w,
+            "var": var_each,
+            "var_dollars": np.array(var_each) * equity,
+            "es": es_each,
+            "es_dollars": np.array(es_each) * equity,
+            "parametric_var": param_each,
+            "parametric_var_dollars": param_each * equity,
+        },
+        schema=POSITION_COLUMNS,
+    )
+    return VarFigures(
+        confidence=confidence,
+        lookback=lookback,
+        equity=equity,
+        first_session=first,
+        last_session=last,
+        positions=positions,
+        portfolio_var=historical_var(book_pnl, confidence),
+        portfolio_es=historical_es(book_pnl, confidence),
+        portfolio_parametric_var=z * book_sigma - float(w @ mean),
+    )
