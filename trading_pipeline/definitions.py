@@ -3,6 +3,8 @@ environment (TRADING_ENV, TRADING_BROKER, ...) selects."""
 
 from __future__ import annotations
 
+import sys
+
 import dagster as dg
 
 from trading_pipeline.defs.assets.market import market_bars
@@ -14,7 +16,7 @@ from trading_pipeline.defs.assets.trading import (
     target_portfolio,
 )
 from trading_pipeline.defs.checks import all_checks
-from trading_pipeline.defs.environment import resources_for
+from trading_pipeline.defs.environment import TradingEnvironmentError, resources_for
 from trading_pipeline.defs.jobs import all_jobs
 from trading_pipeline.defs.schedules import all_schedules
 from trading_pipeline.defs.sensors.alerts import run_failure_alert_sensor
@@ -39,4 +41,16 @@ def build_definitions(settings: TradingSettings | None = None) -> dg.Definitions
     )
 
 
-defs = build_definitions()
+def _in_code_server() -> bool:
+    """Loaded by the web UI's code server (`dagster api grpc` / `dagster code-server`)?"""
+    return bool({"grpc", "code-server"} & set(sys.argv))
+
+
+try:
+    defs = build_definitions()
+except TradingEnvironmentError as misconfigured:
+    # A settings mistake, not a bug. The UI shows a raised error as the location's load
+    # error; on the command line, say what to set without a stack trace.
+    if _in_code_server():
+        raise
+    raise SystemExit(f"trading_pipeline: {misconfigured}") from None

@@ -34,3 +34,17 @@ def test_dagster_job_execute_runs_one_session(tmp_path):
         con.close()
     assert orders[0] > 0 and str(orders[1]) == str(orders[2]) == "2024-02-14"
     assert (home / "mlflow.db").exists()
+
+
+def test_unusable_environment_says_what_to_set_without_a_stack_trace(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADING_")}
+    env.update(DAGSTER_HOME=str(tmp_path), TRADING_ENV="paper")
+    dagster = Path(sys.executable).parent / "dagster"
+    completed = subprocess.run(
+        [str(dagster), "job", "execute", "-m", "trading_pipeline.definitions", "-j", "daily_trading_job",
+         "--tags", json.dumps({"dagster/partition": "2024-02-14"})],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode != 0
+    assert "TRADING_ENV=paper needs a broker: set TRADING_BROKER=alpaca or ibkr" in completed.stderr
+    assert "Traceback" not in completed.stderr
