@@ -83,13 +83,31 @@ class TradingSettings(BaseSettings):
     label_horizon: int = Field(default=5, ge=1, le=60)
     train_window_sessions: int = Field(default=500, ge=60)
 
-    # portfolio and simulator
+    # portfolio construction
     initial_cash: float = Field(default=100_000.0, gt=0)
+    portfolio_mode: str = Field(default="long_only", pattern="^(long_only|long_short)$")
+    weighting: str = Field(default="equal", pattern="^(equal|score)$")
     top_k: int = Field(default=10, ge=1)
+    no_trade_band: float = Field(default=0.02, ge=0, lt=1)
+    allow_fractional: bool = False
+
+    # risk limits (fixed for the length of a run)
     max_positions: int = Field(default=20, ge=1)
     max_position_weight: float = Field(default=0.10, gt=0, le=1)
     cash_reserve: float = Field(default=0.05, ge=0, lt=1)
     min_order_value: float = Field(default=100.0, ge=0)
+    max_gross_leverage: float = Field(default=1.0, gt=0)
+    max_orders_per_day: int = Field(default=100, ge=1)
+    max_position_var: float = Field(default=0.005, gt=0, le=1)
+    max_portfolio_var: float = Field(default=0.02, gt=0, le=1)
+    var_lookback: int = Field(default=252, ge=20)
+    stop_loss_percent: float = Field(default=0.05, gt=0, lt=1)
+    trailing_stop: bool = False
+    max_daily_loss: float = Field(default=0.05, gt=0, lt=1)
+    max_drawdown: float = Field(default=0.25, gt=0, lt=1)
+    flatten_on_kill_switch: bool = False
+
+    # the simulator
     slippage_bps: float = Field(default=5.0, ge=0)
     commission_per_share: float = Field(default=0.005, ge=0)
     commission_min: float = Field(default=1.0, ge=0)

@@ -6,9 +6,9 @@ import polars as pl
 
 from trading_pipeline.defs.metadata import markdown_table
 from trading_pipeline.defs.partitions import session_of
-from trading_pipeline.defs.resources import StrategyResource, WarehouseResource
+from trading_pipeline.defs.resources import WarehouseResource
 from trading_pipeline.domain.calendar import previous_session
-from trading_pipeline.services.trading import BREAKS, TARGETS
+from trading_pipeline.services.trading import BREAKS, RISK_CHECKS
 from trading_pipeline.storage import market_store
 
 
@@ -47,30 +47,31 @@ def prediction_sanity(context: dg.AssetCheckExecutionContext,
     )
 
 
-def _risk_limit_check(name: str, description: str, measure, limit_of):
+TARGET_LIMITS = {
+    "max_positions": "At most `max_positions` names.",
+    "max_position_weight": "No position above `max_position_weight` of equity.",
+    "max_gross_leverage": "Gross exposure at most `max_gross_leverage` times equity.",
+    "cash_reserve": "Long weights leave at least `cash_reserve` in cash.",
+    "max_position_var": "No position's 1-day 95 % historical VaR above `max_position_var` of equity.",
+    "max_portfolio_var": "The book's 1-day 95 % historical VaR (joint history) within `max_portfolio_var`.",
+}
+
+
+def _risk_limit_check(name: str, description: str):
     @dg.asset_check(asset="target_portfolio", name=name, blocking=True, description=description)
-    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
-               strategy: StrategyResource) -> dg.AssetCheckResult:
-        target = warehouse.warehouse.read_partition(TARGETS, session_of(context))
-        actual, limit = measure(target), limit_of(strategy)
-        return dg.AssetCheckResult(passed=actual <= limit + 1e-9,
-                                   metadata={"limit": float(limit), "actual": float(actual)})
+    def _check(context: dg.AssetCheckExecutionContext,
+               warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        checks = warehouse.warehouse.read_partition(RISK_CHECKS, session_of(context))
+        row = checks.filter(pl.col("check") == name) if checks.height else checks
+        if row.is_empty():
+            return dg.AssetCheckResult(passed=False, metadata={"detail": f"no {name} figure stored"})
+        found = row.row(0, named=True)
+        return dg.AssetCheckResult(passed=bool(found["passed"]), metadata={
+            "limit": found["limit"], "actual": found["actual"], "detail": found["detail"]})
     return _check
 
 
-def _weight_sum(target: pl.DataFrame) -> float:
-    return float(target["weight"].sum()) if target.height else 0.0
-
-
-risk_limit_checks = [
-    _risk_limit_check("max_positions", "At most `max_positions` names.",
-                      lambda t: t.height, lambda s: s.max_positions),
-    _risk_limit_check("max_position_weight", "No position above `max_position_weight` of equity.",
-                      lambda t: float(t["weight"].max()) if t.height else 0.0,
-                      lambda s: s.max_position_weight),
-    _risk_limit_check("cash_reserve", "Invested weight leaves `cash_reserve` in cash.",
-                      _weight_sum, lambda s: 1.0 - s.cash_reserve),
-]
+risk_limit_checks = [_risk_limit_check(name, text) for name, text in TARGET_LIMITS.items()]
 
 
 @dg.asset_check(asset="reconciled_positions",

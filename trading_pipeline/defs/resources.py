@@ -80,7 +80,8 @@ class ModelStoreResource(dg.ConfigurableResource):
 
 
 class StrategyResource(dg.ConfigurableResource):
-    """The strategy's policy: limits, horizons, thresholds and the safety keys."""
+    """The strategy's policy: construction, risk limits, horizons, thresholds, safety keys.
+    Fixed when a run starts, so no limit can change during a run."""
 
     strategy: str = "daily_ml"
     trading_env: str = "local"
@@ -88,11 +89,25 @@ class StrategyResource(dg.ConfigurableResource):
     dry_run: bool = False
     label_horizon: int = 5
     train_window_sessions: int = 500
+    portfolio_mode: str = "long_only"
+    weighting: str = "equal"
     top_k: int = 10
+    no_trade_band: float = 0.02
+    allow_fractional: bool = False
     max_positions: int = 20
     max_position_weight: float = 0.10
     cash_reserve: float = 0.05
     min_order_value: float = 100.0
+    max_gross_leverage: float = 1.0
+    max_orders_per_day: int = 100
+    max_position_var: float = 0.005
+    max_portfolio_var: float = 0.02
+    var_lookback: int = 252
+    stop_loss_percent: float = 0.05
+    trailing_stop: bool = False
+    max_daily_loss: float = 0.05
+    max_drawdown: float = 0.25
+    flatten_on_kill_switch: bool = False
     drift_window_sessions: int = 20
     drift_column_threshold: float = 1.0
     drift_warn_share: float = 0.3
@@ -104,15 +119,35 @@ class StrategyResource(dg.ConfigurableResource):
     def reports_path(self) -> Path:
         return Path(self.reports_dir)
 
-    def portfolio_limits(self):
-        from trading_pipeline.domain.portfolio import PortfolioLimits
+    def risk_limits(self):
+        from trading_pipeline.domain.risk import RiskLimits
 
-        return PortfolioLimits(
-            top_k=self.top_k,
-            max_positions=self.max_positions,
-            max_position_weight=self.max_position_weight,
-            cash_reserve=self.cash_reserve,
+        return RiskLimits(
+            max_positions=self.max_positions, max_position_weight=self.max_position_weight,
+            min_order_value=self.min_order_value, cash_reserve=self.cash_reserve,
+            max_gross_leverage=self.max_gross_leverage, max_orders_per_day=self.max_orders_per_day,
+            max_position_var=self.max_position_var, max_portfolio_var=self.max_portfolio_var,
+            var_lookback=self.var_lookback,
         )
+
+    def construction(self):
+        from trading_pipeline.domain.risk import ConstructionConfig
+
+        return ConstructionConfig(
+            mode=self.portfolio_mode, weighting=self.weighting, top_k=self.top_k,
+            no_trade_band=self.no_trade_band, allow_fractional=self.allow_fractional,
+            limits=self.risk_limits(),
+        )
+
+    def stop_policy(self):
+        from trading_pipeline.domain.risk import StopPolicy
+
+        return StopPolicy(stop_percent=self.stop_loss_percent, trailing=self.trailing_stop)
+
+    def kill_switch_rules(self):
+        from trading_pipeline.domain.risk import KillSwitchRules
+
+        return KillSwitchRules(max_daily_loss=self.max_daily_loss, max_drawdown=self.max_drawdown)
 
 
 class BrokerResource(dg.ConfigurableResource):

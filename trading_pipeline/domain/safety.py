@@ -12,6 +12,7 @@ class SubmissionKeys:
     promotion_approved: bool  # an approved promotion on record for the model in use
     kill_switch_engaged: bool
     dry_run: bool
+    risk_failures: tuple[str, ...] = ()  # limits the order path found broken just before sending
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,12 +25,16 @@ class SubmissionDecision:
         return "all keys turned" if self.send else "; ".join(self.reasons)
 
 
-def may_submit(keys: SubmissionKeys) -> SubmissionDecision:
-    """Every reason not to send, or permission to send. Local and paper need only the kill
-    switch released (and dry-run off); live needs every key at once."""
+def may_submit(keys: SubmissionKeys, reduces_exposure: bool = False) -> SubmissionDecision:
+    """Every reason not to send, or permission to send. Local and paper need only dry-run
+    off; live needs every key at once. The kill switch and broken risk limits stop new
+    entries but let through orders that only reduce exposure (exits, protective stops)."""
     reasons: list[str] = []
-    if keys.kill_switch_engaged:
-        reasons.append("the kill switch is engaged (clear it with clear_kill_switch_job)")
+    if not reduces_exposure:
+        if keys.kill_switch_engaged:
+            reasons.append("the kill switch is engaged: no new entries (clear it with "
+                           "clear_kill_switch_job)")
+        reasons.extend(f"risk check failed: {failure}" for failure in keys.risk_failures)
     if keys.dry_run:
         reasons.append("dry-run is on (TRADING_DRY_RUN=false to send)")
     if keys.trading_env == "live":

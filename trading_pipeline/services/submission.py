@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -31,7 +31,7 @@ def submit_intents(
     intents: Sequence[OrderIntent],
     broker: Broker,
     ledger: Ledger,
-    decision: SubmissionDecision,
+    decide: Callable[[OrderIntent], SubmissionDecision],
 ) -> list[SubmissionOutcome]:
     """Submit each intent unless the ledger shows it was already handled.
 
@@ -49,6 +49,7 @@ def submit_intents(
         if status not in (None, SUBMITTING, NOT_SENT):
             outcomes.append(_outcome(intent, status, False, "already in the ledger"))
             continue
+        decision = decide(intent)
         if not decision.send:
             if existing is None:
                 ledger.record_intent(intent, broker.name, dry_run=True, status=NOT_SENT,

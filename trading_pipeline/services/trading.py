@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
 
 from trading_pipeline.brokers.base import Broker
 from trading_pipeline.domain import performance as perf
-from trading_pipeline.domain.portfolio import PortfolioLimits, build_target_portfolio
+from trading_pipeline.domain.calendar import sessions_back
+from trading_pipeline.domain.orders import OrderIntent, OrderStatusReport, Side
 from trading_pipeline.domain.rebalance import rebalance_orders
+from trading_pipeline.domain.risk import (
+    LimitCheck,
+    TargetResult,
+    build_target as construct_target,
+    check_orders,
+    check_target,
+    compute_var,
+    evaluate_kill_switch,
+    plan_stops,
+    unconfirmed_cancels,
+    working_stops_from,
+)
 from trading_pipeline.domain.safety import SubmissionDecision, SubmissionKeys, may_submit
 from trading_pipeline.services.reconcile import Reconciliation, reconcile
 from trading_pipeline.services.submission import outcomes_frame, submit_intents
@@ -18,6 +32,8 @@ from trading_pipeline.storage.ledger import Ledger
 from trading_pipeline.storage.warehouse import Warehouse
 
 TARGETS = "target_portfolio"
+TARGET_VAR = "target_var"
+RISK_CHECKS = "risk_checks"
 ORDERS = "submitted_orders"
 BREAKS = "reconciliation_breaks"
 PERFORMANCE = "performance"
@@ -30,44 +46,144 @@ def closes(warehouse: Warehouse, session: date) -> pl.DataFrame:
     return bars.select("symbol", "close")
 
 
+def returns_history(warehouse: Warehouse, session: date, lookback: int) -> pl.DataFrame:
+    """Daily adjusted-close returns (session, symbol, return) of the `lookback` sessions to D."""
+    sessions = sessions_back(session, lookback + 1)
+    bars = market_store.read_bars_through(warehouse, session, sessions[0])
+    return (
+        bars.sort("symbol", "session")
+        .with_columns((pl.col("adj_close") / pl.col("adj_close").shift(1).over("symbol") - 1).alias("return"))
+        .filter(pl.col("session") > sessions[0])
+        .select("session", "symbol", "return")
+    )
+
+
+def checks_frame(session: date, checks: list[LimitCheck] | tuple[LimitCheck, ...]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"session": [session] * len(checks), "check": [c.name for c in checks],
+         "limit": [float(c.limit) for c in checks], "actual": [float(c.actual) for c in checks],
+         "passed": [c.passed for c in checks], "detail": [c.detail for c in checks]},
+        schema={"session": pl.Date, "check": pl.String, "limit": pl.Float64, "actual": pl.Float64,
+                "passed": pl.Boolean, "detail": pl.String},
+    )
+
+
 def build_target(warehouse: Warehouse, broker: Broker, session: date,
-                 limits: PortfolioLimits) -> tuple[pl.DataFrame, float]:
+                 strategy) -> tuple[TargetResult, float]:
+    """The risk-limited target for D+1, stored with its VaR figures and limit checks."""
     scores = warehouse.read_partition("predictions", session)
     if scores.is_empty():
         raise RuntimeError(f"no predictions stored for {session}: materialise predictions first")
+    held = {p.symbol: p.quantity for p in broker.positions()}
     equity = broker.account().equity
-    target = build_target_portfolio(session, scores, closes(warehouse, session), equity, limits)
-    warehouse.replace_partition(TARGETS, session, target)
-    return target, equity
+    result = construct_target(session, scores.select("symbol", "score"), closes(warehouse, session),
+                              returns_history(warehouse, session, strategy.var_lookback), equity,
+                              strategy.construction(), held)
+    warehouse.replace_partition(TARGETS, session, result.frame)
+    warehouse.replace_partition(
+        TARGET_VAR, session, result.var_figures.positions.with_columns(pl.lit(session).alias("session")))
+    warehouse.replace_partition(RISK_CHECKS, session, checks_frame(session, result.checks))
+    return result, equity
 
 
-def submission_decision(ledger: Ledger, strategy) -> SubmissionDecision:
+def _reduces_exposure(intent: OrderIntent, held: dict[str, float]) -> bool:
+    position = held.get(intent.symbol, 0.0)
+    if intent.side is Side.SELL:
+        return position > 0 and intent.quantity <= position + 1e-9
+    return position < 0 and intent.quantity <= -position + 1e-9
+
+
+@dataclass(frozen=True)
+class SubmissionSummary:
+    outcomes: pl.DataFrame
+    entries: SubmissionDecision  # what held back (or let through) orders that add exposure
+    stops_placed: int
+    stops_canceled: int
+    risk_failures: tuple[str, ...]
+    notes: tuple[str, ...]
+
+
+def submit_rebalance(ledger: Ledger, broker: Broker, session: date, strategy) -> SubmissionSummary:
+    """Cancel stale stops, send the rebalance, place protective stops: in that order."""
+    warehouse = ledger.warehouse
+    target = warehouse.read_partition(TARGETS, session)
+    if not warehouse.table_exists(TARGETS):
+        raise RuntimeError(f"no target portfolio stored for {session}: materialise target_portfolio first")
+    positions = broker.positions()
+    held = {p.symbol: p.quantity for p in positions}
+    account = broker.account()
+    prices = dict(closes(warehouse, session).iter_rows())
+    recorded = ledger.intents_for_session(session, strategy.strategy)
+    if recorded:
+        # The session's decisions were made by an earlier run: a re-run never adds orders,
+        # it only retries what that run left `submitting` or held back (`not_sent`).
+        keys = _keys(ledger, strategy, ())
+        outcomes = outcomes_frame(submit_intents(
+            recorded, broker, ledger,
+            lambda intent: may_submit(keys, reduces_exposure=_reduces_exposure(intent, held))))
+        return SubmissionSummary(outcomes, may_submit(keys), 0, 0, (),
+                                 (f"decisions for {session} were made by an earlier run",))
+    engaged, _ = ledger.kill_switch_engaged()
+    if engaged and strategy.flatten_on_kill_switch:
+        target = target.clear()
+    intents = rebalance_orders(session, strategy.strategy, target, held, prices,
+                               strategy.min_order_value, account.buying_power)
+
+    failures = _order_path_failures(warehouse, session, target, intents, held, prices, account, strategy)
+    for failure in failures:
+        ledger.record_risk_event(session, "order_path_check", failure)
+    keys = _keys(ledger, strategy, failures)
+
+    def decide(intent: OrderIntent) -> SubmissionDecision:
+        return may_submit(keys, reduces_exposure=_reduces_exposure(intent, held))
+
+    plan = plan_stops(session, strategy.strategy, held,
+                      {p.symbol: p.avg_entry_price for p in positions},
+                      working_stops_from(broker.open_orders()), strategy.stop_policy(),
+                      rebalance_orders=intents)
+    canceled: list[OrderStatusReport] = []
+    if may_submit(keys, reduces_exposure=True).send:  # a dry run touches nothing at the broker
+        for client_order_id in plan.cancel:
+            report = broker.cancel(client_order_id)
+            if ledger.order(client_order_id) is not None:
+                ledger.record_status(report)
+            canceled.append(report)
+    blocked = unconfirmed_cancels(canceled)  # a stop that filled first already sold those shares
+    intents = [i for i in intents if not (i.side is Side.SELL and i.symbol in blocked)]
+    outcomes = submit_intents(intents, broker, ledger, decide)
+    outcomes += submit_intents(plan.place, broker, ledger, decide)
+    frame = outcomes_frame(outcomes)
+    warehouse.replace_partition(ORDERS, session, frame.with_columns(pl.lit(session).alias("session")))
+    return SubmissionSummary(frame, may_submit(keys), len(plan.place), len(canceled), failures,
+                             tuple(plan.notes))
+
+
+def _order_path_failures(warehouse: Warehouse, session: date, target: pl.DataFrame,
+                         intents: list[OrderIntent], held: dict[str, float], prices: dict[str, float],
+                         account, strategy) -> tuple[str, ...]:
+    """The limits checked again just before sending (defence in depth)."""
+    limits = strategy.risk_limits()
+    weights = dict(zip(target["symbol"].to_list(), target["weight"].to_list())) if target.height else {}
+    weights = {s: w for s, w in weights.items() if w}
+    figures = compute_var(weights, returns_history(warehouse, session, limits.var_lookback),
+                          account.equity, limits.var_confidence, limits.var_lookback) if weights else None
+    checks = check_target(target, account.equity, limits, figures) if weights else []
+    checks += check_orders(intents, prices, account.buying_power, limits, held)
+    return tuple(c.detail for c in checks if not c.passed)
+
+
+def _keys(ledger: Ledger, strategy, risk_failures: tuple[str, ...]) -> SubmissionKeys:
     engaged, _ = ledger.kill_switch_engaged()
     promotion = ledger.latest_promotion(strategy.strategy)
-    return may_submit(SubmissionKeys(
+    return SubmissionKeys(
         trading_env=strategy.trading_env,
         live_enabled=strategy.live_enabled,
         promotion_approved=bool(promotion and promotion["decision"] == "approved"
                                 and promotion["stage_to"] == "live"),
         kill_switch_engaged=engaged,
         dry_run=strategy.dry_run,
-    ))
-
-
-def submit_rebalance(ledger: Ledger, broker: Broker, session: date,
-                     strategy) -> tuple[pl.DataFrame, SubmissionDecision]:
-    warehouse = ledger.warehouse
-    target = warehouse.read_partition(TARGETS, session)
-    if target.is_empty() and not warehouse.table_exists(TARGETS):
-        raise RuntimeError(f"no target portfolio stored for {session}: materialise target_portfolio first")
-    held = {p.symbol: p.quantity for p in broker.positions()}
-    prices = dict(closes(warehouse, session).iter_rows())
-    intents = rebalance_orders(session, strategy.strategy, target, held, prices,
-                               strategy.min_order_value, broker.account().buying_power)
-    decision = submission_decision(ledger, strategy)
-    outcomes = outcomes_frame(submit_intents(intents, broker, ledger, decision))
-    warehouse.replace_partition(ORDERS, session, outcomes.with_columns(pl.lit(session).alias("session")))
-    return outcomes, decision
+        risk_failures=risk_failures,
+    )
 
 
 def reconcile_session(warehouse: Warehouse, ledger: Ledger, broker: Broker,
@@ -78,12 +194,28 @@ def reconcile_session(warehouse: Warehouse, ledger: Ledger, broker: Broker,
     return result
 
 
-def performance_through(warehouse: Warehouse, ledger: Ledger, broker_name: str,
-                        session: date) -> tuple[pl.DataFrame, float]:
+@dataclass(frozen=True)
+class PerformanceResult:
+    curve: pl.DataFrame
+    initial_equity: float
+    kill_switch_engaged: bool
+    kill_switch_reason: str | None
+
+
+def performance_through(ledger: Ledger, broker_name: str, session: date,
+                        strategy) -> PerformanceResult:
+    """The equity curve to D; a daily-loss or drawdown breach engages the kill switch."""
     history = ledger.account_history(broker_name, session)
     if history.is_empty():
         raise RuntimeError(f"no account snapshot up to {session}: materialise reconciled_positions first")
     initial = float(history["equity"][0])
     curve = perf.equity_curve(history, initial)
-    warehouse.replace_partition(PERFORMANCE, session, curve.filter(pl.col("session") == session))
-    return curve, initial
+    ledger.warehouse.replace_partition(PERFORMANCE, session, curve.filter(pl.col("session") == session))
+    breach = evaluate_kill_switch(history.select("session", "equity"), strategy.kill_switch_rules())
+    engaged, reason = ledger.kill_switch_engaged()
+    if breach.engage and not engaged:
+        reason = "; ".join(breach.reasons)
+        ledger.set_kill_switch(True, reason, actor="risk monitor")
+        ledger.record_risk_event(session, "kill_switch", reason)
+        engaged = True
+    return PerformanceResult(curve, initial, engaged, reason)

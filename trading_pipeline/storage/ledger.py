@@ -16,8 +16,12 @@ from trading_pipeline.domain.orders import (
     AccountSnapshot,
     FillReport,
     OrderIntent,
+    OrderPurpose,
     OrderStatusReport,
+    OrderType,
     PositionReport,
+    Side,
+    TimeInForce,
 )
 from trading_pipeline.storage.warehouse import Warehouse
 
@@ -96,6 +100,20 @@ class Ledger:
             "select * from ledger_orders where session = ? and strategy = ? order by client_order_id",
             [session, strategy],
         )
+
+    def intents_for_session(self, session: date, strategy: str) -> list[OrderIntent]:
+        """The intents recorded for a session, as they were decided."""
+        return [
+            OrderIntent(
+                client_order_id=row["client_order_id"], symbol=row["symbol"], side=Side(row["side"]),
+                quantity=row["quantity"], order_type=OrderType(row["order_type"]),
+                time_in_force=TimeInForce(row["time_in_force"]), limit_price=row["limit_price"],
+                stop_price=row["stop_price"], trail_percent=row["trail_percent"],
+                trail_amount=row["trail_amount"], session=row["session"], strategy=row["strategy"],
+                purpose=OrderPurpose(row["purpose"]),
+            )
+            for row in self.orders_for_session(session, strategy).iter_rows(named=True)
+        ]
 
     def open_orders(self, broker: str) -> pl.DataFrame:
         return self.warehouse.query(

@@ -97,7 +97,7 @@ class Warehouse:
         if not self.table_exists(table):
             return pl.DataFrame()
         return self.query(
-            f"select * from {_checked(table)} where {_checked(column)} = ?", [session]
+            f'select * from {_checked(table)} where "{_checked(column)}" = ?', [session]
         )
 
     # -- writes ----------------------------------------------------------------
@@ -120,7 +120,7 @@ class Warehouse:
                 raise ValueError(f"rows written to {table} must all have {column} = {value}")
         with self.transaction() as con:
             self._create_like(con, table, frame)
-            where = " and ".join(f"{_checked(c)} = ?" for c in key)
+            where = " and ".join(f'"{_checked(c)}" = ?' for c in key)
             con.execute(f"delete from {table} where {where}", list(key.values()))
             self._insert(con, table, frame)
         return frame.height
@@ -142,5 +142,5 @@ class Warehouse:
         if frame.height == 0:
             return
         incoming = frame  # referenced by name in the SQL below
-        columns = ", ".join(_checked(c) for c in frame.columns)
+        columns = ", ".join(f'"{_checked(c)}"' for c in frame.columns)  # quoted: "check", "limit"
         con.execute(f"insert into {table} ({columns}) select {columns} from incoming")

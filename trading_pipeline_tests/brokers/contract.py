@@ -54,7 +54,7 @@ class BrokerHarness(Protocol):
 
 SYMBOL = "AAA"
 SESSION = date(2024, 3, 1)
-SEND = SubmissionDecision(send=True, reasons=())
+SEND = lambda intent: SubmissionDecision(send=True, reasons=())  # every key turned
 LEDGERED = {"session": SESSION, "strategy": "contract"}  # what the ledger records with each intent
 
 

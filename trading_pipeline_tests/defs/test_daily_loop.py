@@ -3,6 +3,7 @@
 from datetime import date
 
 import dagster as dg
+import polars as pl
 import pytest
 
 from trading_pipeline.definitions import build_definitions
@@ -96,11 +97,17 @@ def test_emergency_stop_blocks_sending_until_cleared(loop):
     d4 = next_session(D3)
     result = loop["job"].execute_in_process(partition_key=d4.isoformat(), instance=instance)
     assert result.success
-    blocked = wh.query("select status, dry_run, reason from ledger_orders where session = ?", [d4])
-    assert blocked.height > 0 and set(blocked["status"]) == {"not_sent"}
-    assert all("kill switch" in r for r in blocked["reason"])
+    d4_orders = wh.query("select side, purpose, status, reason from ledger_orders where session = ?", [d4])
+    entries = d4_orders.filter(pl.col("side") == "buy")
+    exits = d4_orders.filter(pl.col("side") == "sell")
+    # no new entries while engaged, and the reason is recorded; exits and stops still go
+    assert entries.height > 0 and set(entries["status"]) == {"not_sent"}
+    assert all("kill switch" in r for r in entries["reason"])
+    assert exits.height > 0 and "not_sent" not in set(exits["status"])
+    blocked = entries
     assert wh.scalar("select count(*) from sim_orders where client_order_id in "
-                     "(select client_order_id from ledger_orders where session = ?)", [d4]) == 0
+                     "(select client_order_id from ledger_orders where session = ? and side = 'buy')",
+                     [d4]) == 0
 
     with pytest.raises(Exception):  # clearing needs a reason
         defs.resolve_job_def("clear_kill_switch_job").execute_in_process(instance=instance)
@@ -115,4 +122,5 @@ def test_emergency_stop_blocks_sending_until_cleared(loop):
     sent = wh.query("select status, dry_run from ledger_orders where session = ?", [d4])
     assert "not_sent" not in set(sent["status"]) and set(sent["dry_run"]) == {False}
     assert wh.scalar("select count(*) from sim_orders where client_order_id in "
-                     "(select client_order_id from ledger_orders where session = ?)", [d4]) == blocked.height
+                     "(select client_order_id from ledger_orders where session = ? and side = 'buy')",
+                     [d4]) == blocked.height

@@ -49,3 +49,12 @@ def test_equity_curve_pnl_and_drawdown():
     stats = summary(curve, 100.0)
     assert stats["total_return"] == pytest.approx(0.21)
     assert stats["max_drawdown"] == pytest.approx(99 / 110 - 1)
+
+
+def test_kill_switch_and_risk_failures_stop_entries_but_not_exits():
+    keys = SubmissionKeys("paper", False, False, True, False, risk_failures=("max_orders_per_day",))
+    entry = may_submit(keys)
+    assert not entry.send and "kill switch" in entry.explanation and "max_orders_per_day" in entry.explanation
+    assert may_submit(keys, reduces_exposure=True).send
+    dry = SubmissionKeys("paper", False, False, False, True)
+    assert not may_submit(dry, reduces_exposure=True).send  # dry-run holds back everything

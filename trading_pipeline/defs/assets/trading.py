@@ -29,13 +29,20 @@ def target_portfolio(
 ) -> dg.MaterializeResult:
     session = session_of(context)
     with broker.connected(warehouse.warehouse, market.market(), session) as client:
-        target, equity = trading.build_target(warehouse.warehouse, client, session,
-                                              strategy.portfolio_limits())
+        result, equity = trading.build_target(warehouse.warehouse, client, session, strategy)
+    target, var = result.frame, result.var_figures
     return dg.MaterializeResult(metadata={
         "positions": target.height, "equity": equity,
-        "invested_weight": float(target["weight"].sum()) if target.height else 0.0,
-        "max_weight": float(target["weight"].max()) if target.height else 0.0,
+        "gross_weight": float(target["weight"].abs().sum()) if target.height else 0.0,
+        "max_weight": float(target["weight"].abs().max()) if target.height else 0.0,
+        "portfolio_var_95": float(var.portfolio_var),
+        "portfolio_var_95_dollars": float(var.portfolio_var_dollars),
+        "portfolio_es_95": float(var.portfolio_es),
+        "portfolio_parametric_var_95": float(var.portfolio_parametric_var),
+        "max_position_var_95": float(var.max_position_var),
         "target": markdown_table(target),
+        "position_var": markdown_table(var.positions),
+        "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in result.notes) or "_none_"),
     })
 
 
@@ -56,13 +63,18 @@ def submitted_orders(
 ) -> dg.MaterializeResult:
     session = session_of(context)
     with broker.connected(warehouse.warehouse, market.market(), session) as client:
-        outcomes, decision = trading.submit_rebalance(warehouse.ledger, client, session, strategy)
-    if not decision.send:
-        context.log.warning(f"orders for {session} not sent: {decision.explanation}")
+        summary = trading.submit_rebalance(warehouse.ledger, client, session, strategy)
+    outcomes = summary.outcomes
+    if not summary.entries.send:
+        context.log.warning(f"new entries for {session} not sent: {summary.entries.explanation}")
+    engaged, why = warehouse.ledger.kill_switch_engaged()
     return dg.MaterializeResult(metadata={
         "orders": outcomes.height,
         "sent_now": int(outcomes["sent_now"].sum()) if outcomes.height else 0,
-        "submission": decision.explanation,
+        "entries": summary.entries.explanation,
+        "kill_switch": f"ENGAGED: {why}" if engaged else "released",
+        "stops_placed": summary.stops_placed, "stops_canceled": summary.stops_canceled,
+        "risk_failures": len(summary.risk_failures),
         "orders_table": markdown_table(outcomes),
     })
 
@@ -99,15 +111,22 @@ def reconciled_positions(
     kinds={"polars"},
 )
 def performance(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, broker: BrokerResource
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    broker: BrokerResource,
+    strategy: StrategyResource,
 ) -> dg.MaterializeResult:
     session = session_of(context)
-    curve, initial = trading.performance_through(warehouse.warehouse, warehouse.ledger, broker.venue, session)
-    stats = perf.summary(curve, initial)
+    result = trading.performance_through(warehouse.ledger, broker.venue, session, strategy)
+    curve = result.curve
+    stats = perf.summary(curve, result.initial_equity)
     today = curve.filter(curve["session"] == session)
+    if result.kill_switch_engaged:
+        context.log.warning(f"kill switch engaged: {result.kill_switch_reason}")
     return dg.MaterializeResult(metadata={
         **{k: float(v) for k, v in stats.items()},
         "daily_pnl": float(today["daily_pnl"][0]) if today.height else 0.0,
         "drawdown": float(today["drawdown"][0]) if today.height else 0.0,
+        "kill_switch": f"ENGAGED: {result.kill_switch_reason}" if result.kill_switch_engaged else "released",
         "equity_curve": markdown_table(curve.tail(30), max_rows=30),
     })

@@ -1,0 +1,289 @@
+"""Target portfolio from predictions under every `RiskLimits` limit.
+
+Generalises `domain.portfolio.build_target_portfolio` (same output columns, plus side and
+current_shares): long-only top-k or dollar-neutral long-short, equal or score-proportional
+weights, VaR sizing, a no-trade band against current holdings, whole or fractional shares.
+
+Steps: clean inputs -> ideal weights (selection, caps, budgets) -> VaR sizing -> shares ->
+no-trade band and minimum order value against current holdings -> final limit checks. Every
+share count in the result is at most the ideal one in size (except band keeps, which are
+dropped if they break a limit), and a trade worth less than `min_order_value` is either skipped
+(it would add exposure) or enlarged to the minimum (it reduces exposure), so the rebalancer
+drops no trade for being small: its orders reach the target, except buys it cuts to today's
+buying power (reached on later sessions). Rows are best score first, the rebalancer's buy
+priority. If rounding pushes VaR over a limit, the ideal
+weights are scaled down and the steps repeat; a target is returned only when every check passes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+
+import polars as pl
+
+from trading_pipeline.domain.portfolio import TARGET_SCHEMA, PortfolioInputError
+from trading_pipeline.domain.risk.limits import LimitCheck, RiskLimitBreach, RiskLimits, check_target, failed
+from trading_pipeline.domain.risk.sizing import size_within_var
+from trading_pipeline.domain.risk.var import VarFigures, compute_var, symbols_with_history
+
+RESULT_SCHEMA = {**TARGET_SCHEMA, "side": pl.String, "current_shares": pl.Float64}
+MAX_ATTEMPTS = 30
+FRACTIONAL_STEP = 1e-6  # smallest fractional share we ask for
+
+
+class Mode(StrEnum):
+    LONG_ONLY = "long_only"
+    LONG_SHORT = "long_short"  # top k long, bottom k short, dollar-neutral
+
+
+class Weighting(StrEnum):
+    EQUAL = "equal"
+    SCORE = "score"  # proportional to the score's distance from the cross-sectional median
+
+
+@dataclass(frozen=True, slots=True)
+class ConstructionConfig:
+    mode: Mode = Mode.LONG_ONLY
+    weighting: Weighting = Weighting.EQUAL
+    top_k: int = 10  # per side in long-short
+    no_trade_band: float = 0.0  # keep current shares when |target - current| weight < band
+    allow_fractional: bool = False
+    limits: RiskLimits = field(default_factory=RiskLimits)
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "mode", Mode(self.mode))
+            object.__setattr__(self, "weighting", Weighting(self.weighting))
+        except ValueError as error:
+            raise ValueError(f"invalid construction config: {error}; modes {[m.value for m in Mode]}, "
+                             f"weightings {[w.value for w in Weighting]}") from None
+        if not isinstance(self.top_k, int) or self.top_k < 1:
+            raise ValueError(f"top_k must be a whole number >= 1, got {self.top_k!r}")
+        if not (math.isfinite(self.no_trade_band) and 0 <= self.no_trade_band < 1):
+            raise ValueError(f"no_trade_band must be a weight in [0, 1), got {self.no_trade_band}")
+        if self.mode is Mode.LONG_SHORT and self.limits.max_positions < 2:
+            raise ValueError("long_short needs max_positions >= 2 (one long and one short)")
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    frame: pl.DataFrame  # RESULT_SCHEMA, one row per symbol held after the rebalance
+    var_figures: VarFigures
+    notes: tuple[str, ...]
+    checks: tuple[LimitCheck, ...]
+
+
+def build_target(
+    session: date,
+    predictions: pl.DataFrame,
+    prices: pl.DataFrame,
+    returns: pl.DataFrame,
+    equity: float,
+    config: ConstructionConfig | None = None,
+    current_positions: Mapping[str, float] | None = None,
+) -> TargetResult:
+    """The target for `session` (held from the next open), with its VaR figures and notes.
+
+    `predictions`: symbol, score. `prices`: symbol, close. `returns`: session, symbol, return
+    (or wide). `current_positions`: symbol -> shares held now (negative for short).
+    Raises `PortfolioInputError` for unusable inputs and `RiskLimitBreach` if no target
+    within every limit was found.
+    """
+    config = config or ConstructionConfig()
+    limits = config.limits
+    if not (isinstance(equity, (int, float)) and math.isfinite(equity) and equity > 0):
+        raise PortfolioInputError(f"equity must be a positive number to size a portfolio, got {equity}")
+    notes: list[str] = []
+    scores = _clean_scores(session, predictions, notes)
+    price_map = _clean_prices(prices)
+    current = {str(s): float(q) for s, q in (current_positions or {}).items() if q}
+    unpriced_held = sorted(s for s in current if s not in price_map)
+    if unpriced_held:
+        raise PortfolioInputError(
+            f"held symbols have no usable price for {session}: {', '.join(unpriced_held)}; "
+            "the book cannot be valued or rebalanced safely: load their prices first"
+        )
+    candidates = [s for s in scores if s in price_map]
+    skipped = sorted(set(scores) - set(candidates))
+    if skipped:
+        notes.append(f"skipped, no usable price: {', '.join(skipped)}")
+    if not candidates:
+        raise PortfolioInputError(f"none of the {len(scores)} predicted symbols has a usable price for {session}")
+    with_history = set(symbols_with_history(returns, sorted(set(candidates) | set(current)), limits.var_lookback))
+    short_history = sorted(set(candidates) - with_history)
+    if short_history:
+        notes.append(f"skipped, fewer than {limits.var_lookback} sessions of finite returns: "
+                     f"{', '.join(short_history)}")
+    candidates = [s for s in candidates if s in with_history]
+    if not candidates:
+        raise PortfolioInputError(
+            f"no priced symbol has {limits.var_lookback} sessions of returns to measure its VaR; "
+            "load more history or lower var_lookback"
+        )
+    ideal = _ideal_weights({s: scores[s] for s in candidates}, config, notes)
+    ideal, _, sizing_notes = size_within_var(ideal, returns, equity, limits,
+                                             keep_dollar_neutral=config.mode is Mode.LONG_SHORT)
+    notes.extend(sizing_notes)
+    keepable = {s for s in current if s in with_history}
+    use_band = config.no_trade_band > 0
+    checks: list[LimitCheck] = []
+    for _ in range(MAX_ATTEMPTS):
+        shares = _shares(ideal, price_map, equity, current, keepable if use_band else set(), config)
+        weights = {s: q * price_map[s] / equity for s, q in shares.items()}
+        figures = compute_var(weights, returns, equity, limits.var_confidence, limits.var_lookback)
+        frame = _frame(session, shares, weights, scores, price_map, current, equity)
+        checks = check_target(frame, equity, limits, figures)
+        bad = failed(checks)
+        if not bad:
+            return TargetResult(frame, figures, tuple(notes), tuple(checks))
+        if use_band:  # band keeps are the only holdings above the ideal: drop them first
+            use_band = False
+            notes.append("no-trade band dropped: keeping current shares would break "
+                         + ", ".join(c.name for c in bad))
+            continue
+        var_bad = [c for c in bad if c.name in ("max_position_var", "max_portfolio_var")]
+        if len(var_bad) < len(bad):
+            break
+        factor = min(c.limit / c.actual for c in var_bad) * 0.99
+        ideal = {s: w * factor for s, w in ideal.items()}
+        notes.append(f"share rounding left VaR over its limit; ideal weights scaled by {factor:.4f}")
+    raise RiskLimitBreach(failed(checks))
+
+
+def _clean_scores(session: date, predictions: pl.DataFrame, notes: list[str]) -> dict[str, float]:
+    missing = {"symbol", "score"} - set(predictions.columns)
+    if missing:
+        raise PortfolioInputError(f"predictions need columns symbol and score; missing {sorted(missing)}")
+    if predictions.height == 0:
+        raise PortfolioInputError(f"no predictions for {session}: materialise predictions first")
+    if predictions["symbol"].is_duplicated().any():
+        raise PortfolioInputError(f"predictions for {session} hold a symbol twice: keep one score per symbol")
+    frame = predictions.select("symbol", pl.col("score").cast(pl.Float64))
+    good = frame.filter(pl.col("score").is_not_null() & pl.col("score").is_finite())
+    if good.height == 0:
+        raise PortfolioInputError(f"all {predictions.height} predictions for {session} are null, NaN or infinite")
+    dropped = sorted(set(frame["symbol"].to_list()) - set(good["symbol"].to_list()))
+    if dropped:
+        notes.append(f"dropped, null/NaN/infinite score: {', '.join(dropped)}")
+    return dict(zip(good["symbol"].to_list(), good["score"].to_list()))
+
+
+def _clean_prices(prices: pl.DataFrame) -> dict[str, float]:
+    if not {"symbol", "close"} <= set(prices.columns):
+        raise PortfolioInputError(f"prices need columns symbol and close; got {prices.columns}")
+    usable = prices.select("symbol", pl.col("close").cast(pl.Float64)).filter(
+        pl.col("close").is_finite() & (pl.col("close") > 0)
+    ).unique("symbol", keep="last", maintain_order=True)
+    return dict(zip(usable["symbol"].to_list(), usable["close"].to_list()))
+
+
+def _ideal_weights(scores: dict[str, float], config: ConstructionConfig, notes: list[str]) -> dict[str, float]:
+    limits = config.limits
+    ranked = sorted(scores, key=lambda s: (-scores[s], s))
+    center = sorted(scores.values())[len(scores) // 2]
+    if config.mode is Mode.LONG_ONLY:
+        longs, shorts = ranked[: min(config.top_k, limits.max_positions)], []
+        budget = min(1.0 - limits.cash_reserve, limits.max_gross_leverage)
+    else:
+        per_side = min(config.top_k, limits.max_positions // 2, len(ranked) // 2)
+        if per_side == 0:
+            notes.append("long_short needs at least two priced symbols with history; target is empty")
+            return {}
+        longs, shorts = ranked[:per_side], ranked[-per_side:]
+        budget = min(limits.max_gross_leverage / 2, 1.0 - limits.cash_reserve)
+    if config.weighting is Weighting.EQUAL:
+        raw_long = {s: 1.0 for s in longs}
+        raw_short = {s: 1.0 for s in shorts}
+    else:
+        raw_long = {s: max(scores[s] - center, 0.0) for s in longs}
+        raw_short = {s: max(center - scores[s], 0.0) for s in shorts}
+    weights = _allocate(raw_long, budget, limits.max_position_weight)
+    short_weights = _allocate(raw_short, budget, limits.max_position_weight)
+    if config.mode is Mode.LONG_SHORT:
+        gross_long, gross_short = sum(weights.values()), sum(short_weights.values())
+        side = min(gross_long, gross_short)
+        weights = {s: w * side / gross_long for s, w in weights.items()} if gross_long else {}
+        short_weights = {s: w * side / gross_short for s, w in short_weights.items()} if gross_short else {}
+    weights.update({s: -w for s, w in short_weights.items()})
+    if not any(weights.values()):
+        notes.append("no selected symbol has a score that earns a weight; target is empty")
+    return {s: w for s, w in weights.items() if w}
+
+
+def _allocate(raw: dict[str, float], budget: float, cap: float) -> dict[str, float]:
+    """Split `budget` in proportion to `raw`, capping each at `cap` and handing the excess on."""
+    free = {s: r for s, r in raw.items() if r > 0}
+    weights: dict[str, float] = {}
+    remaining = budget
+    while free and remaining > 0:
+        total = sum(free.values())
+        trial = {s: remaining * r / total for s, r in free.items()}
+        over = sorted(s for s, w in trial.items() if w > cap)
+        if not over:
+            weights.update(trial)
+            break
+        for symbol in over:
+            weights[symbol] = cap
+            remaining -= cap
+            del free[symbol]
+    return weights
+
+
+def _shares(ideal: dict[str, float], prices: dict[str, float], equity: float, current: dict[str, float],
+            keepable: set[str], config: ConstructionConfig) -> dict[str, float]:
+    shares: dict[str, float] = {}
+    for symbol in sorted(set(ideal) | set(current)):
+        price = prices[symbol]
+        weight = ideal.get(symbol, 0.0)
+        held = current.get(symbol, 0.0)
+        wanted = weight * equity / price
+        # toward zero, so never larger than the ideal; fractional shares to the micro-share
+        step = 1.0 if not config.allow_fractional else FRACTIONAL_STEP
+        wanted = math.trunc(wanted / step) * step
+        if symbol in keepable and abs(weight - held * price / equity) < config.no_trade_band:
+            wanted = held
+        wanted = _respect_min_order(held, wanted, price, config)
+        if wanted:
+            shares[symbol] = wanted
+    return shares
+
+
+def _respect_min_order(held: float, wanted: float, price: float, config: ConstructionConfig) -> float:
+    """Skip a small trade that adds exposure; enlarge one that reduces it; full exits are fine."""
+    minimum = config.limits.min_order_value
+    delta = wanted - held
+    if delta == 0 or wanted == 0 or abs(delta) * price >= minimum:
+        return wanted
+    if held == 0 or ((held > 0) == (wanted > 0) and abs(wanted) > abs(held)):
+        return held
+    if (held > 0) != (wanted > 0):
+        return 0.0  # a small trade through zero: just close
+    step = minimum / price
+    step = float(math.ceil(step)) if not config.allow_fractional else step
+    if step >= abs(held):
+        return 0.0
+    return held - math.copysign(step, held)
+
+
+def _frame(session: date, shares: dict[str, float], weights: dict[str, float], scores: dict[str, float],
+           prices: dict[str, float], current: dict[str, float], equity: float) -> pl.DataFrame:
+    ranked = sorted((s for s in shares if s in scores), key=lambda s: (-scores[s], s))
+    symbols = ranked + sorted(s for s in shares if s not in scores)  # band-kept, no score
+    return pl.DataFrame(
+        {
+            "session": [session] * len(symbols),
+            "symbol": symbols,
+            "score": [scores.get(s) for s in symbols],
+            "price": [prices[s] for s in symbols],
+            "weight": [weights[s] for s in symbols],
+            "target_shares": [shares[s] for s in symbols],
+            "target_value": [shares[s] * prices[s] for s in symbols],
+            "side": ["long" if shares[s] > 0 else "short" for s in symbols],
+            "current_shares": [current.get(s, 0.0) for s in symbols],
+        },
+        schema=RESULT_SCHEMA,
+    )
