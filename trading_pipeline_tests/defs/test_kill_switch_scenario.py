@@ -15,12 +15,13 @@ from trading_pipeline.storage.warehouse import Warehouse
 S1 = date(2024, 3, 27)
 S2 = next_session(S1)
 CRASH = next_session(S2)  # every price 15 % lower from this session's open on
-AFTER = next_session(CRASH)
-LATER = next_session(AFTER)
+AFTER_CRASH = [next_session(CRASH)]
+for _ in range(3):
+    AFTER_CRASH.append(next_session(AFTER_CRASH[-1]))
 
 
 def write_bars_with_crash(folder) -> None:
-    bars = SyntheticMarket(seed=11, universe_size=12).bars(sessions_between(date(2023, 1, 3), LATER))
+    bars = SyntheticMarket(seed=11, universe_size=12).bars(sessions_between(date(2023, 1, 3), AFTER_CRASH[-1]))
     crashed = bars.with_columns(
         [pl.when(pl.col("session") >= CRASH).then(pl.col(c) * 0.85).otherwise(pl.col(c)).alias(c)
          for c in ("open", "high", "low", "close", "adj_close")])
@@ -31,7 +32,8 @@ def test_crash_engages_kill_switch_until_cleared(tmp_path, small_settings):
     folder = tmp_path / "bars"
     folder.mkdir()
     write_bars_with_crash(folder)
-    settings = small_settings(data_source="files", data_path=folder)
+    # no no-trade band, so the target moves every session and the model wants new entries
+    settings = small_settings(data_source="files", data_path=folder, no_trade_band=0.0)
     defs = build_definitions(settings)
     daily = defs.resolve_job_def("daily_trading_job")
     wh = Warehouse(settings.resolved_warehouse_path)
@@ -52,14 +54,17 @@ def test_crash_engages_kill_switch_until_cleared(tmp_path, small_settings):
         assert wh.scalar("select count(*) from risk_events where kind = 'kill_switch' and session = ?",
                          [CRASH]) == 1
 
-        run(AFTER)
-        buys = wh.query("select status, reason from ledger_orders where session = ? and side = 'buy'", [AFTER])
-        assert buys.height > 0 and set(buys["status"]) == {"not_sent"}
-        assert all("kill switch is engaged" in r for r in buys["reason"])
-
-        run(LATER)  # still engaged: nothing lifts it but the clearing job
-        later = wh.query("select status from ledger_orders where session = ? and side = 'buy'", [LATER])
-        assert set(later["status"]) <= {"not_sent"}
+        held_back = 0
+        for session in AFTER_CRASH:
+            result = run(session)
+            [materialization] = [m for m in result.asset_materializations_for_node("submitted_orders")]
+            assert materialization.metadata["kill_switch"].value.startswith("ENGAGED: daily loss")
+            buys = wh.query("select status, reason from ledger_orders where session = ? and side = 'buy'",
+                            [session])
+            assert set(buys["status"]) <= {"not_sent"}  # no new entry leaves while engaged
+            assert all("kill switch is engaged" in r for r in buys["reason"])
+            held_back += buys.height
+        assert held_back > 0  # the model did want new entries, and they were held back
 
         cleared = defs.resolve_job_def("clear_kill_switch_job").execute_in_process(
             instance=instance,
