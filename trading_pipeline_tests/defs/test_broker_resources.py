@@ -1,6 +1,5 @@
 """Broker resources: credentials from EnvVar, a missing one named, never printed."""
 
-from datetime import date
 
 import dagster as dg
 import pytest

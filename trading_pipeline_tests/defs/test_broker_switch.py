@@ -4,7 +4,6 @@ here Alpaca paper, through alpaca-py, against the fake Alpaca server on 127.0.0.
 from datetime import date
 
 import dagster as dg
-import pytest
 
 from trading_pipeline.definitions import build_definitions
 from trading_pipeline.domain.calendar import next_session

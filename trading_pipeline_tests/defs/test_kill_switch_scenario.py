@@ -5,7 +5,6 @@ from datetime import date
 
 import dagster as dg
 import polars as pl
-import pytest
 
 from trading_pipeline.definitions import build_definitions
 from trading_pipeline.domain.calendar import next_session, sessions_between

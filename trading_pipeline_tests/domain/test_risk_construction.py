@@ -4,13 +4,11 @@ from datetime import date, timedelta
 import numpy as np
 import polars as pl
 import pytest
-from polars.testing import assert_frame_equal
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from trading_pipeline.domain.portfolio import PortfolioInputError, PortfolioLimits, build_target_portfolio
 from trading_pipeline.domain.rebalance import rebalance_orders
-from trading_pipeline.domain.risk.construction import ConstructionConfig, build_target
+from trading_pipeline.domain.risk.construction import ConstructionConfig, PortfolioInputError, build_target
 from trading_pipeline.domain.risk.limits import RiskLimits, check_orders, check_target, failed
 from trading_pipeline.domain.risk.var import compute_var
 
@@ -46,14 +44,15 @@ def weights_of(frame: pl.DataFrame) -> dict[str, float]:
     return dict(zip(frame["symbol"].to_list(), frame["weight"].to_list()))
 
 
-def test_long_only_default_matches_the_simple_builder_when_var_does_not_bind():
+def test_long_only_top_k_equal_weight_whole_shares_when_var_does_not_bind():
     preds, prices = frames({"S00": 0.9, "S01": 0.5, "S02": 0.1}, {"S00": 10.0, "S01": 33.0, "S02": 7.0})
     config = ConstructionConfig(top_k=2, limits=RiskLimits(var_lookback=LOOKBACK, max_position_weight=0.5,
                                                            max_position_var=1.0, max_portfolio_var=1.0))
     result = build_target(D, preds, prices, RETURNS, 10_000, config)
-    simple = build_target_portfolio(D, preds, prices, 10_000, PortfolioLimits(top_k=2, max_position_weight=0.5))
-    assert_frame_equal(result.frame.select(simple.columns).sort("symbol"), simple.sort("symbol"))
+    # 95 % investable over 2 names: $4,750 each; whole shares round down
+    assert result.frame["symbol"].to_list() == ["S00", "S01"]
     assert result.frame["target_shares"].to_list() == [475.0, 143.0]
+    assert result.frame["weight"].to_list() == pytest.approx([0.475, 143 * 33 / 10_000])
     assert result.var_figures.weights() == pytest.approx(weights_of(result.frame))
 
 

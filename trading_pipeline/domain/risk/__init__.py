@@ -1,6 +1,14 @@
-"""Risk: VaR, limits, VaR-aware sizing and portfolio construction (pure domain code)."""
+"""Risk: portfolio construction, VaR, limits, VaR-aware sizing, protective stops and the
+kill switch (pure domain code)."""
 
-from trading_pipeline.domain.risk.construction import ConstructionConfig, Mode, TargetResult, Weighting, build_target
+from trading_pipeline.domain.risk.construction import (
+    ConstructionConfig,
+    Mode,
+    PortfolioInputError,
+    TargetResult,
+    Weighting,
+    build_target,
+)
 from trading_pipeline.domain.risk.limits import (
     LimitCheck,
     RiskLimitBreach,

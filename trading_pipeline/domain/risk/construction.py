@@ -1,6 +1,6 @@
 """Target portfolio from predictions under every `RiskLimits` limit.
 
-Generalises `domain.portfolio.build_target_portfolio` (same output columns, plus side and
+Generalises the first long-only top-k builder (same output columns, plus side and
 current_shares): long-only top-k or dollar-neutral long-short, equal or score-proportional
 weights, VaR sizing, a no-trade band against current holdings, whole or fractional shares.
 
@@ -25,11 +25,23 @@ from enum import StrEnum
 
 import polars as pl
 
-from trading_pipeline.domain.portfolio import TARGET_SCHEMA, PortfolioInputError
 from trading_pipeline.domain.risk.limits import LimitCheck, RiskLimitBreach, RiskLimits, check_target, failed
 from trading_pipeline.domain.risk.sizing import size_within_var
 from trading_pipeline.domain.risk.var import VarFigures, compute_var, symbols_with_history
 
+class PortfolioInputError(ValueError):
+    """Inputs the portfolio cannot be built from; no order may follow."""
+
+
+TARGET_SCHEMA = {
+    "session": pl.Date,
+    "symbol": pl.String,
+    "score": pl.Float64,
+    "price": pl.Float64,
+    "weight": pl.Float64,
+    "target_shares": pl.Float64,
+    "target_value": pl.Float64,
+}
 RESULT_SCHEMA = {**TARGET_SCHEMA, "side": pl.String, "current_shares": pl.Float64}
 MAX_ATTEMPTS = 30
 FRACTIONAL_STEP = 1e-6  # smallest fractional share we ask for
