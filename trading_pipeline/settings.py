@@ -114,6 +114,7 @@ class TradingSettings(BaseSettings):
 
     # drift and promotion
     drift_window_sessions: int = Field(default=20, ge=5)
+    auto_rollback: bool | None = None  # None: on in local and paper, off in live
     drift_column_threshold: float = Field(default=1.0, gt=0)  # normalised Wasserstein per column
     drift_warn_share: float = Field(default=0.3, gt=0, le=1)
     drift_severe_share: float = Field(default=0.5, gt=0, le=1)
@@ -150,6 +151,10 @@ class TradingSettings(BaseSettings):
     @property
     def resolved_broker(self) -> BrokerName:
         return self.broker or BrokerName.SIMULATOR
+
+    @property
+    def resolved_auto_rollback(self) -> bool:
+        return self.env is not TradingEnv.LIVE if self.auto_rollback is None else self.auto_rollback
 
     @property
     def resolved_dry_run(self) -> bool:

@@ -109,6 +109,7 @@ class StrategyResource(dg.ConfigurableResource):
     max_drawdown: float = 0.25
     flatten_on_kill_switch: bool = False
     drift_window_sessions: int = 20
+    auto_rollback: bool = True
     drift_column_threshold: float = 1.0
     drift_warn_share: float = 0.3
     drift_severe_share: float = 0.5

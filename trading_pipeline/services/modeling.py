@@ -85,14 +85,18 @@ def score_session(warehouse: Warehouse, registry: ModelRegistry, session: date) 
     return model.predict(features.select("session", "symbol", *FEATURE_COLUMNS))
 
 
-def rollback_champion(registry: ModelRegistry, ledger: Ledger, reason: str) -> tuple[str, str] | None:
-    """Move `champion` to the version before it; None when there is none to go back to."""
+def rollback_champion(registry: ModelRegistry, ledger: Ledger, reason: str,
+                      flagged: set[str] = frozenset()) -> tuple[str, str] | None:
+    """Move `champion` to the newest earlier version not itself flagged by severe drift;
+    None when there is none (never below the first version)."""
     current = registry.champion_version()
     if current is None:
         return None
-    previous = registry.previous_version(current)
-    if previous is None:
+    candidate = registry.previous_version(current)
+    while candidate is not None and candidate in flagged:
+        candidate = registry.previous_version(candidate)
+    if candidate is None:
         return None
-    registry.set_alias(CHAMPION, previous, reason)
-    ledger.record_model_event(registry.model_name, previous, CHAMPION, "rollback", reason, current)
-    return current, previous
+    registry.set_alias(CHAMPION, candidate, reason)
+    ledger.record_model_event(registry.model_name, candidate, CHAMPION, "rollback", reason, current)
+    return current, candidate

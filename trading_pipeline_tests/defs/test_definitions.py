@@ -36,3 +36,11 @@ def test_unusable_environments_fail_with_what_to_set(small_settings, env, broker
 
 def test_local_defaults_to_the_simulator(small_settings):
     assert check_environment(small_settings()) is BrokerName.SIMULATOR
+
+
+def test_live_defaults_are_the_cautious_ones(small_settings):
+    live = small_settings(env="live", broker="alpaca")
+    assert live.resolved_dry_run is True and live.resolved_auto_rollback is False
+    local = small_settings()
+    assert local.resolved_dry_run is False and local.resolved_auto_rollback is True
+    assert small_settings(env="live", broker="alpaca", dry_run=False, auto_rollback=True).resolved_auto_rollback

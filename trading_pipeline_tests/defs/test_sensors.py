@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 from trading_pipeline.defs.environment import resources_for
+from trading_pipeline.defs.resources import StrategyResource
 from trading_pipeline.defs.sensors.drift_rollback import drift_rollback_sensor
 from trading_pipeline.defs.sensors.promotion import paper_to_live_promotion_sensor
 from trading_pipeline.domain.calendar import sessions_between
@@ -93,3 +94,23 @@ def test_promotion_sensor_records_needs_review_then_approved(two_versions):
     count = wh.scalar("select count(*) from promotion_decisions")
     evaluate(paper_to_live_promotion_sensor, two_versions, cursor)  # nothing new: no new record
     assert wh.scalar("select count(*) from promotion_decisions") == count
+
+
+def test_auto_rollback_off_raises_an_alert_and_moves_nothing(two_versions):
+    registry = two_versions["model_store"].registry()
+    registry.set_alias(modeling.CHAMPION, "2", "test setup")
+    drift_row(two_versions, THROUGH + timedelta(days=1), "2", "severe", 0.9)
+    resources = {**two_versions, "strategy": StrategyResource(auto_rollback=False)}
+    result, _ = evaluate(drift_rollback_sensor, resources)
+    assert isinstance(result, dg.SkipReason) and "auto-rollback is off" in result.skip_message
+    assert registry.champion_version() == "2"
+
+
+def test_never_rolls_back_onto_a_flagged_version(two_versions):
+    registry = two_versions["model_store"].registry()
+    registry.set_alias(modeling.CHAMPION, "2", "test setup")
+    drift_row(two_versions, THROUGH - timedelta(days=1), "1", "severe", 0.7)  # v1 was flagged too
+    drift_row(two_versions, THROUGH + timedelta(days=2), "2", "severe", 0.9)
+    result, _ = evaluate(drift_rollback_sensor, two_versions)
+    assert isinstance(result, dg.SkipReason) and "no earlier unflagged version" in result.skip_message
+    assert registry.champion_version() == "2"
