@@ -43,7 +43,7 @@ class BrokerConnectionSettings(BaseSettings):
     """Non-secret connection settings under each SDK's usual names. Credentials are not
     here: resources read them through Dagster `EnvVar`, which keeps them out of the UI."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True)
 
     apca_api_base_url: str | None = None
     ibkr_host: str | None = None
@@ -56,7 +56,8 @@ class TradingSettings(BaseSettings):
     """`TRADING_*` variables; see `.env.example` for each one's meaning and default."""
 
     model_config = SettingsConfigDict(
-        env_prefix="TRADING_", env_file=".env", extra="ignore", frozen=True
+        env_prefix="TRADING_", env_file=".env", extra="ignore", frozen=True,
+        env_ignore_empty=True,  # an empty line copied from .env.example means "the default"
     )
 
     env: TradingEnv = TradingEnv.LOCAL
