@@ -24,10 +24,10 @@ def test_missing_credential_is_named_before_any_step(small_settings, monkeypatch
 def test_resource_reprs_mask_credentials():
     alpaca = AlpacaBrokerResource(api_key_id=KEY, api_secret_key=SECRET, paper=True)
     robinhood = RobinhoodBrokerResource(username="someone@example.com", password=SECRET,
-                                        totp_secret="JBSWY3DPEHPK3PXP", session_dir="x")
+                                        totp_secret="FAKE-TOTP-SECRET-0001", session_dir="x")
     for resource in (alpaca, robinhood):
         text = repr(resource) + str(resource)
-        for secret in (KEY, SECRET, "someone@example.com", "JBSWY3DPEHPK3PXP"):
+        for secret in (KEY, SECRET, "someone@example.com", "FAKE-TOTP-SECRET-0001"):
             assert secret not in text
     assert "paper=True" in repr(alpaca)
 
