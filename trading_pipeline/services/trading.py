@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import date
 
 import polars as pl
@@ -93,6 +94,10 @@ def _reduces_exposure(intent: OrderIntent, held: dict[str, float]) -> bool:
     return position < 0 and intent.quantity <= -position + 1e-9
 
 
+def _decider(keys: SubmissionKeys, held: dict[str, float]) -> Callable[[OrderIntent], SubmissionDecision]:
+    return lambda intent: may_submit(keys, reduces_exposure=_reduces_exposure(intent, held))
+
+
 @dataclass(frozen=True)
 class SubmissionSummary:
     outcomes: pl.DataFrame
@@ -106,36 +111,31 @@ class SubmissionSummary:
 def submit_rebalance(ledger: Ledger, broker: Broker, session: date, strategy) -> SubmissionSummary:
     """Cancel stale stops, send the rebalance, place protective stops: in that order."""
     warehouse = ledger.warehouse
-    target = warehouse.read_partition(TARGETS, session)
-    if not warehouse.table_exists(TARGETS):
-        raise RuntimeError(f"no target portfolio stored for {session}: materialise target_portfolio first")
     positions = broker.positions()
     held = {p.symbol: p.quantity for p in positions}
-    account = broker.account()
-    prices = dict(closes(warehouse, session).iter_rows())
+    keys = _keys(ledger, strategy, ())
     recorded = ledger.intents_for_session(session, strategy.strategy)
     if recorded:
         # The session's decisions were made by an earlier run: a re-run never adds orders,
         # it only retries what that run left `submitting` or held back (`not_sent`).
-        keys = _keys(ledger, strategy, ())
-        outcomes = outcomes_frame(submit_intents(
-            recorded, broker, ledger,
-            lambda intent: may_submit(keys, reduces_exposure=_reduces_exposure(intent, held))))
+        outcomes = outcomes_frame(submit_intents(recorded, broker, ledger, _decider(keys, held)))
         return SubmissionSummary(outcomes, may_submit(keys), 0, 0, (),
                                  (f"decisions for {session} were made by an earlier run",))
-    engaged, _ = ledger.kill_switch_engaged()
-    if engaged and strategy.flatten_on_kill_switch:
+    if not warehouse.table_exists(TARGETS):
+        raise RuntimeError(f"no target portfolio stored for {session}: materialise target_portfolio first")
+    target = warehouse.read_partition(TARGETS, session)
+    if keys.kill_switch_engaged and strategy.flatten_on_kill_switch:
         target = target.clear()
+    account = broker.account()
+    prices = dict(closes(warehouse, session).iter_rows())
     intents = rebalance_orders(session, strategy.strategy, target, held, prices,
                                strategy.min_order_value, account.buying_power)
 
     failures = _order_path_failures(warehouse, session, target, intents, held, prices, account, strategy)
     for failure in failures:
         ledger.record_risk_event(session, "order_path_check", failure)
-    keys = _keys(ledger, strategy, failures)
-
-    def decide(intent: OrderIntent) -> SubmissionDecision:
-        return may_submit(keys, reduces_exposure=_reduces_exposure(intent, held))
+    keys = replace(keys, risk_failures=failures)
+    decide = _decider(keys, held)
 
     plan = plan_stops(session, strategy.strategy, held,
                       {p.symbol: p.avg_entry_price for p in positions},
