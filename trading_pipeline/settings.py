@@ -12,8 +12,11 @@ from datetime import date
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from trading_pipeline.alerts.alert import Severity
+from trading_pipeline.alerts.smtp import parse_addresses
 
 
 class TradingEnv(StrEnum):
@@ -58,6 +61,7 @@ class TradingSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TRADING_", env_file=".env", extra="ignore", frozen=True,
         env_ignore_empty=True,  # an empty line copied from .env.example means "the default"
+        hide_input_in_errors=True,  # the input holds secrets (the alert webhook URL, SMTP password)
     )
 
     env: TradingEnv = TradingEnv.LOCAL
@@ -83,6 +87,11 @@ class TradingSettings(BaseSettings):
     model_name: str = "daily_ml_lgbm"
     label_horizon: int = Field(default=5, ge=1, le=60)
     train_window_sessions: int = Field(default=500, ge=60)
+    # a new version becomes champion only by beating it on the same recent out-of-sample sessions
+    champion_margin: float = Field(default=0.005, ge=0)  # in mean daily rank IC
+    challenger_window_sessions: int = Field(default=60, ge=5)
+    challenger_min_sessions: int = Field(default=20, ge=1)
+    retrain_after_rollback: bool = False
 
     # portfolio construction
     initial_cash: float = Field(default=100_000.0, gt=0)
@@ -120,6 +129,57 @@ class TradingSettings(BaseSettings):
     drift_warn_share: float = Field(default=0.3, gt=0, le=1)
     drift_severe_share: float = Field(default=0.5, gt=0, le=1)
     promotion_min_sessions: int = Field(default=20, ge=1)
+
+    # live-vs-backtest monitor (alerts; more than one breach rejects a promotion)
+    monitor_return_tolerance: float = Field(default=0.30, gt=0)
+    monitor_sharpe_drift: float = Field(default=1.0, gt=0)
+    monitor_drawdown_multiple: float = Field(default=1.5, gt=0)
+    monitor_drawdown_alert: float = Field(default=0.15, gt=0, lt=1)
+    monitor_daily_loss_alert: float = Field(default=0.03, gt=0, lt=1)
+
+    # alerts: the log always; a webhook and/or e-mail when configured. The two secrets are here
+    # only to know whether they are set: resources read them through Dagster `EnvVar`.
+    alert_webhook_url: SecretStr | None = None
+    alert_smtp_host: str | None = None
+    alert_smtp_port: int = Field(default=587, ge=1, le=65535)
+    alert_smtp_starttls: bool = True
+    alert_smtp_user: str | None = None
+    alert_smtp_password: SecretStr | None = None
+    alert_email_from: str | None = None
+    alert_email_to: str | None = None  # comma-separated
+    alert_min_severity: Severity = Severity.WARNING  # for webhook and e-mail; the log gets all
+    alert_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _check_alert_email(self) -> "TradingSettings":
+        if self.alert_smtp_host:
+            for name, value, meaning in (
+                ("TRADING_ALERT_EMAIL_FROM", self.alert_email_from, "the sender address"),
+                ("TRADING_ALERT_EMAIL_TO", self.alert_email_to, "comma-separated recipient addresses"),
+            ):
+                if not value:
+                    raise ValueError(f"TRADING_ALERT_SMTP_HOST is set, so alert e-mail also needs {name}: {meaning}")
+                try:
+                    parse_addresses(value)
+                except ValueError as malformed:
+                    raise ValueError(f"{name}: {malformed}") from None
+        if bool(self.alert_smtp_user) != bool(self.alert_smtp_password):
+            raise ValueError("set both TRADING_ALERT_SMTP_USER and TRADING_ALERT_SMTP_PASSWORD "
+                             "for an SMTP login, or neither")
+        return self
+
+    # performance decay: realised rank IC of the champion's past predictions (drift report)
+    decay_window_sessions: int = Field(default=20, ge=1)
+    decay_min_sessions: int = Field(default=10, ge=1)
+    decay_min_rank_ic: float = Field(default=-0.15, ge=-1, le=1)
+
+    @model_validator(mode="after")
+    def _check_decay(self) -> "TradingSettings":
+        if self.decay_min_sessions > self.decay_window_sessions:
+            raise ValueError(
+                "TRADING_DECAY_MIN_SESSIONS must not exceed TRADING_DECAY_WINDOW_SESSIONS"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_thresholds(self) -> "TradingSettings":

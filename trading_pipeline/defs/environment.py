@@ -6,7 +6,9 @@ import os
 
 import dagster as dg
 
+from trading_pipeline.alerts import parse_addresses
 from trading_pipeline.defs.resources import (
+    AlertsResource,
     AlpacaBrokerResource,
     BrokerResource,
     IbkrBrokerResource,
@@ -29,6 +31,10 @@ STRATEGY_FIELDS = (
     "strategy",
     "label_horizon",
     "train_window_sessions",
+    "champion_margin",
+    "challenger_window_sessions",
+    "challenger_min_sessions",
+    "retrain_after_rollback",
     "portfolio_mode",
     "weighting",
     "top_k",
@@ -53,6 +59,18 @@ STRATEGY_FIELDS = (
     "drift_warn_share",
     "drift_severe_share",
     "promotion_min_sessions",
+    "monitor_return_tolerance",
+    "monitor_sharpe_drift",
+    "monitor_drawdown_multiple",
+    "monitor_drawdown_alert",
+    "monitor_daily_loss_alert",
+    "initial_cash",
+    "slippage_bps",
+    "commission_per_share",
+    "commission_min",
+    "decay_window_sessions",
+    "decay_min_sessions",
+    "decay_min_rank_ic",
 )
 
 BROKERS_BY_ENV = {
@@ -124,6 +142,24 @@ def broker_resource(settings: TradingSettings, broker: BrokerName,
     )
 
 
+def alerts_resource(settings: TradingSettings) -> AlertsResource:
+    """The webhook URL and SMTP password are `EnvVar`s, like broker credentials: out of the UI."""
+    return AlertsResource(
+        webhook_url=dg.EnvVar("TRADING_ALERT_WEBHOOK_URL") if settings.alert_webhook_url else None,
+        smtp_host=settings.alert_smtp_host,
+        smtp_port=settings.alert_smtp_port,
+        smtp_starttls=settings.alert_smtp_starttls,
+        smtp_user=settings.alert_smtp_user,
+        smtp_password=dg.EnvVar("TRADING_ALERT_SMTP_PASSWORD") if settings.alert_smtp_password else None,
+        email_from=settings.alert_email_from,
+        email_to=list(parse_addresses(settings.alert_email_to)),
+        min_severity=settings.alert_min_severity.value,
+        timeout_seconds=settings.alert_timeout_seconds,
+        strategy=settings.strategy,
+        trading_env=settings.env.value,
+    )
+
+
 def resources_for(settings: TradingSettings,
                   connection: BrokerConnectionSettings | None = None) -> dict[str, object]:
     broker = check_environment(settings)
@@ -152,4 +188,5 @@ def resources_for(settings: TradingSettings,
             **{name: getattr(settings, name) for name in STRATEGY_FIELDS},
         ),
         "broker": broker_resource(settings, broker, connection),
+        "alerts": alerts_resource(settings),
     }

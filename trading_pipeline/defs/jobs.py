@@ -4,7 +4,12 @@
 import dagster as dg
 
 from trading_pipeline.defs.partitions import sessions_partitions
-from trading_pipeline.defs.resources import BrokerResource, MarketDataResource, WarehouseResource
+from trading_pipeline.defs.resources import (
+    AlertsResource,
+    BrokerResource,
+    MarketDataResource,
+    WarehouseResource,
+)
 from trading_pipeline.domain.calendar import latest_completed_session
 
 DAILY_ASSETS = [
@@ -38,14 +43,17 @@ class EmergencyStopConfig(dg.Config):
 @dg.op
 def engage_kill_switch_and_cancel(context: dg.OpExecutionContext, config: EmergencyStopConfig,
                                   warehouse: WarehouseResource, market: MarketDataResource,
-                                  broker: BrokerResource) -> None:
+                                  broker: BrokerResource, alerts: AlertsResource) -> None:
+    from trading_pipeline.alerts import Alert, AlertKind, Severity
     from trading_pipeline.services.emergency import emergency_stop
 
     warehouse.ledger.set_kill_switch(True, config.reason, actor=f"run {context.run_id}")
     session = latest_completed_session()
     with broker.connected(warehouse.warehouse, market.market(), session) as client:
         summary = emergency_stop(client, warehouse.ledger, flatten=config.flatten, session=session)
-    context.log.warning(f"kill switch engaged ({config.reason}); {summary}")
+    alerts.send(Alert(kind=AlertKind.KILL_SWITCH, severity=Severity.CRITICAL, session=session,
+                      title=f"emergency stop: kill switch engaged ({config.reason})",
+                      details={"summary": str(summary), "flatten": config.flatten}), log=context.log)
 
 
 @dg.job(executor_def=dg.in_process_executor,

@@ -15,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import PrivateAttr
 
+from trading_pipeline.alerts import Alert, AlertDispatcher, DeliveryReport, EmailChannel, WebhookChannel
 from trading_pipeline.brokers.base import Broker
 from trading_pipeline.storage.ledger import Ledger
 from trading_pipeline.storage.warehouse import Warehouse
@@ -89,6 +90,10 @@ class StrategyResource(dg.ConfigurableResource):
     dry_run: bool = False
     label_horizon: int = 5
     train_window_sessions: int = 500
+    champion_margin: float = 0.005
+    challenger_window_sessions: int = 60
+    challenger_min_sessions: int = 20
+    retrain_after_rollback: bool = False
     portfolio_mode: str = "long_only"
     weighting: str = "equal"
     top_k: int = 10
@@ -114,11 +119,30 @@ class StrategyResource(dg.ConfigurableResource):
     drift_warn_share: float = 0.3
     drift_severe_share: float = 0.5
     promotion_min_sessions: int = 20
+    monitor_return_tolerance: float = 0.30
+    monitor_sharpe_drift: float = 1.0
+    monitor_drawdown_multiple: float = 1.5
+    monitor_drawdown_alert: float = 0.15
+    monitor_daily_loss_alert: float = 0.03
+    # the costs the strategy expects (the paper simulator charges the same by default)
+    initial_cash: float = 100_000.0
+    slippage_bps: float = 5.0
+    commission_per_share: float = 0.005
+    commission_min: float = 1.0
+    decay_window_sessions: int = 20
+    decay_min_sessions: int = 10
+    decay_min_rank_ic: float = -0.15
     reports_dir: str = "dagster_home/reports"
 
     @property
     def reports_path(self) -> Path:
         return Path(self.reports_dir)
+
+    def decay_policy(self):
+        from trading_pipeline.domain.decay import DecayPolicy
+
+        return DecayPolicy(window=self.decay_window_sessions, min_sessions=self.decay_min_sessions,
+                           min_rank_ic=self.decay_min_rank_ic)
 
     def risk_limits(self):
         from trading_pipeline.domain.risk import RiskLimits
@@ -139,6 +163,29 @@ class StrategyResource(dg.ConfigurableResource):
             no_trade_band=self.no_trade_band, allow_fractional=self.allow_fractional,
             limits=self.risk_limits(),
         )
+
+    def monitor_thresholds(self):
+        from trading_pipeline.domain.monitor import MonitorThresholds
+
+        return MonitorThresholds(
+            return_tolerance=self.monitor_return_tolerance, sharpe_drift=self.monitor_sharpe_drift,
+            drawdown_multiple=self.monitor_drawdown_multiple, drawdown_alert=self.monitor_drawdown_alert,
+            daily_loss_alert=self.monitor_daily_loss_alert,
+        )
+
+    def execution(self):
+        """The cost model backtests assume: the paper simulator's rules with these costs."""
+        from trading_pipeline.domain.execution import ExecutionConfig
+
+        return ExecutionConfig(slippage_bps=self.slippage_bps, commission_per_share=self.commission_per_share,
+                               commission_min=self.commission_min, allow_fractional=self.allow_fractional,
+                               allow_short=self.portfolio_mode == "long_short")
+
+    def selection_rules(self):
+        from trading_pipeline.domain.model import SelectionRules
+
+        return SelectionRules(window=self.challenger_window_sessions, margin=self.champion_margin,
+                              min_sessions=self.challenger_min_sessions)
 
     def stop_policy(self):
         from trading_pipeline.domain.risk import StopPolicy
@@ -262,3 +309,53 @@ class RobinhoodBrokerResource(BrokerResource):
 
         return RobinhoodBroker(RobinhoodConfig.from_values(
             self.username, self.password, self.totp_secret, self.session_dir))
+
+
+class AlertsResource(dg.ConfigurableResource):
+    """Alert delivery: the caller's log always; a webhook and SMTP e-mail when configured.
+
+    `send` never raises: a channel that fails is logged as an error and shown in the returned
+    report. Settings that cannot work (no recipients, a URL that is not http(s)) fail at launch.
+    """
+
+    _SECRET_FIELDS: ClassVar[frozenset[str]] = frozenset({"webhook_url", "smtp_password"})
+
+    webhook_url: str | None = None  # EnvVar("TRADING_ALERT_WEBHOOK_URL"): the URL holds a token
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_starttls: bool = True
+    smtp_user: str | None = None
+    smtp_password: str | None = None  # EnvVar("TRADING_ALERT_SMTP_PASSWORD")
+    email_from: str | None = None
+    email_to: list[str] = []
+    min_severity: str = "warning"  # for the webhook and e-mail; the log gets every alert
+    timeout_seconds: float = 10.0
+    strategy: str | None = None  # stamped on alerts that name none
+    trading_env: str | None = None
+
+    _channels: list | None = PrivateAttr(default=None)
+
+    def __repr_args__(self):
+        for name, value in super().__repr_args__():
+            yield name, ("***" if name in self._SECRET_FIELDS and value else value)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self.channels()  # a configuration that cannot work fails here, before any step
+
+    def channels(self) -> list:
+        if self._channels is None:
+            built = []
+            if self.webhook_url:
+                built.append(WebhookChannel(self.webhook_url, timeout=self.timeout_seconds))
+            if self.smtp_host:
+                built.append(EmailChannel(
+                    self.smtp_host, port=self.smtp_port, starttls=self.smtp_starttls,
+                    username=self.smtp_user, password=self.smtp_password, sender=self.email_from or "",
+                    recipients=self.email_to, timeout=self.timeout_seconds))
+            self._channels = built
+        return self._channels
+
+    def send(self, alert: Alert, log=None) -> DeliveryReport:
+        """Deliver `alert`; `log` is where the log channel writes (e.g. `context.log`)."""
+        dispatcher = AlertDispatcher(self.channels(), min_severity=self.min_severity, logger=log)
+        return dispatcher.deliver(alert.with_context(strategy=self.strategy, environment=self.trading_env))

@@ -40,6 +40,23 @@ def severity_of(drifted_share: float, warn_share: float, severe_share: float) ->
     return "none"
 
 
+def describe_drift(result: DriftResult, warn_share: float, severe_share: float) -> str:
+    """One clause for a human: the drifted share against the threshold that set the severity,
+    and whether the prediction itself drifted."""
+    share = f"{result.drifted_share:.0%} of columns drifted"
+    if result.severity == "severe":
+        sentence = f"{share} (severe from {severe_share:.0%})"
+    elif result.severity == "warn":
+        sentence = f"{share} (warn from {warn_share:.0%}, severe from {severe_share:.0%})"
+    else:
+        sentence = f"{share} (warn from {warn_share:.0%})"
+    if result.prediction_drifted:
+        threshold = result.per_column.filter(pl.col("column") == PREDICTION_COLUMN)["threshold"][0]
+        sentence += (f", the prediction among them (score {result.prediction_drift_score:.2f}, "
+                     f"threshold {threshold:.2f})")
+    return sentence
+
+
 def _checked_frames(reference: pl.DataFrame, current: pl.DataFrame,
                     columns: Sequence[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
     if not columns:

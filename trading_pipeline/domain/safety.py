@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from trading_pipeline.domain.orders import OrderIntent, Side
+
+QUANTITY_EPSILON = 1e-9  # slack when deciding whether an order only shrinks a position
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,3 +50,12 @@ def may_submit(keys: SubmissionKeys, reduces_exposure: bool = False) -> Submissi
     elif keys.trading_env not in ("local", "paper"):
         reasons.append(f"unknown TRADING_ENV {keys.trading_env!r}")
     return SubmissionDecision(send=not reasons, reasons=tuple(reasons))
+
+
+def reduces_exposure(intent: OrderIntent, held: Mapping[str, float]) -> bool:
+    """Whether an order only shrinks a position (an exit or a protective stop): such orders
+    pass the kill switch and failed order-path checks."""
+    position = held.get(intent.symbol, 0.0)
+    if intent.side is Side.SELL:
+        return position > 0 and intent.quantity <= position + QUANTITY_EPSILON
+    return position < 0 and intent.quantity <= -position + QUANTITY_EPSILON

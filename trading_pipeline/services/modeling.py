@@ -7,15 +7,23 @@ from datetime import date
 
 import polars as pl
 
+from trading_pipeline.domain.backtest import BacktestConfig
 from trading_pipeline.domain.calendar import sessions_back
 from trading_pipeline.domain.features import FEATURE_COLUMNS, MIN_HISTORY_SESSIONS, compute_features
 from trading_pipeline.domain.labels import forward_return_labels
-from trading_pipeline.domain.model import ModelRegistry, train_model
+from trading_pipeline.domain.model import (
+    ModelRegistry,
+    SelectionRules,
+    compare_on_recent_window,
+    train_model,
+)
 from trading_pipeline.storage import market_store
 from trading_pipeline.storage.ledger import Ledger
 from trading_pipeline.storage.warehouse import Warehouse
 
 CHAMPION = "champion"
+CHALLENGER = "challenger"
+OOS_TABLE = "model_oos_predictions"  # each version's walk-forward scores, for fair comparisons
 
 
 class NotEnoughHistory(RuntimeError):
@@ -50,30 +58,77 @@ def training_frames(warehouse: Warehouse, through: date, window: int,
 
 
 def train_and_register(warehouse: Warehouse, ledger: Ledger, registry: ModelRegistry,
-                       through: date, window: int, horizon: int, why: str) -> TrainingOutcome:
+                       through: date, window: int, horizon: int, why: str,
+                       rules: SelectionRules = SelectionRules(), backtest=None) -> TrainingOutcome:
+    """Train on the `window` sessions to `through`, register the version as `challenger`,
+    backtest its out-of-sample scores (stored with the version: the monitor's expectation), and
+    move `champion` to it only if there is none or it wins on the same recent sessions.
+    `backtest`: the strategy as the daily loop runs it (a `StrategyResource` or a
+    `BacktestConfig`); None backtests the default strategy."""
     features, labels = training_frames(warehouse, through, window, horizon)
     result = train_model(features, labels, horizon=horizon)
     version = registry.register(result)
+    challenger_scores = result.oos_predictions.select(
+        "session", "symbol", pl.col("prediction").alias("score"), "forward_return")
+    warehouse.replace_where(OOS_TABLE, {"model_version": version},
+                            challenger_scores.with_columns(pl.lit(version).alias("model_version")))
     metrics = dict(result.metrics)
+    backtest_note = _backtest(warehouse, registry, version, challenger_scores, backtest)
+    registry.set_alias(CHALLENGER, version, f"newly trained ({why})")
+    ledger.record_model_event(registry.model_name, version, CHALLENGER, "registered",
+                              f"newly trained ({why}); {backtest_note}", None, metrics)
+
     champion = registry.champion_version()
-    champion_ic = _rank_ic_of(registry, champion) if champion else None
-    new_ic = metrics.get("rank_ic")
     if champion is None:
-        became, reason = True, f"first model ({why})"
-    elif new_ic is not None and champion_ic is not None and new_ic > champion_ic:
-        became, reason = True, f"rank IC {new_ic:.4f} beats champion v{champion}'s {champion_ic:.4f}"
+        became, reason, comparison = True, f"first model ({why})", {}
     else:
-        became, reason = False, f"rank IC {new_ic} does not beat champion v{champion}'s {champion_ic}"
+        verdict = compare_on_recent_window(
+            challenger_scores, champion_oos_scores(warehouse, registry, champion, features, labels, horizon),
+            rules, challenger_name=f"v{version}", champion_name=f"v{champion}")
+        became, reason, comparison = verdict.promote, verdict.reason, verdict.metrics()
     if became:
         registry.set_alias(CHAMPION, version, reason)
-    ledger.record_model_event(registry.model_name, version, CHAMPION if became else "none",
-                              "promoted" if became else "registered", reason, champion, metrics)
+    ledger.record_model_event(registry.model_name, version, CHAMPION if became else CHALLENGER,
+                              "promoted" if became else "kept_challenger", reason, champion,
+                              {**metrics, **comparison})
     return TrainingOutcome(version, metrics, became, reason,
                            features["session"].min(), features["session"].max())
 
 
-def _rank_ic_of(registry: ModelRegistry, version: str) -> float | None:
-    return registry.metrics(version).get("rank_ic")
+def _backtest(warehouse: Warehouse, registry: ModelRegistry, version: str, scores: pl.DataFrame,
+              strategy) -> str:
+    """Backtest the version's out-of-sample scores; a window the backtest cannot trade (too
+    little history for the VaR lookback) is noted, not fatal: the model is still usable, and the
+    promotion gates ask for a review when no backtest is on record."""
+    from trading_pipeline.services.backtest import BacktestError, backtest_version
+
+    execution = strategy.execution() if hasattr(strategy, "execution") else None
+    try:
+        result = backtest_version(warehouse, registry, version, scores.select("session", "symbol", "score"),
+                                  strategy or BacktestConfig(), execution=execution)
+    except BacktestError as error:
+        return f"no backtest: {error}"
+    return (f"backtest {result.first_session}..{result.last_session}: Sharpe "
+            f"{result.summary['sharpe']:.2f}, max drawdown {result.summary['max_drawdown']:.1%}")
+
+
+def champion_oos_scores(warehouse: Warehouse, registry: ModelRegistry, champion: str,
+                        features: pl.DataFrame, labels: pl.DataFrame, horizon: int) -> pl.DataFrame:
+    """The champion's out-of-sample scores: its own walk-forward predictions inside its training
+    window, and the champion itself on sessions whose labels it never saw (after its last
+    training session plus `horizon`; the sessions in between share returns with its labels)."""
+    stored = (warehouse.query(f"select session, symbol, score, forward_return from {OOS_TABLE} "
+                              "where model_version = ?", [champion])
+              if warehouse.table_exists(OOS_TABLE) else pl.DataFrame())
+    _, trained_through = registry.training_window(champion)
+    later = features["session"].filter(features["session"] > trained_through).unique().sort()
+    unseen = features.filter(pl.col("session").is_in(later[horizon:].implode()))
+    if unseen.is_empty():
+        return stored
+    live = (registry.load(champion).predict(unseen.select("session", "symbol", *FEATURE_COLUMNS))
+            .join(labels.select("session", "symbol", "forward_return"), on=["session", "symbol"])
+            .drop_nulls("forward_return").select("session", "symbol", "score", "forward_return"))
+    return pl.concat([stored, live], how="vertical_relaxed") if stored.height else live
 
 
 def score_session(warehouse: Warehouse, registry: ModelRegistry, session: date) -> pl.DataFrame:
@@ -86,7 +141,8 @@ def score_session(warehouse: Warehouse, registry: ModelRegistry, session: date) 
 
 
 def rollback_champion(registry: ModelRegistry, ledger: Ledger, reason: str,
-                      flagged: set[str] = frozenset()) -> tuple[str, str] | None:
+                      flagged: set[str] = frozenset(),
+                      evidence: dict | None = None) -> tuple[str, str] | None:
     """Move `champion` to the newest earlier version not itself flagged by severe drift;
     None when there is none (never below the first version)."""
     current = registry.champion_version()
@@ -98,5 +154,6 @@ def rollback_champion(registry: ModelRegistry, ledger: Ledger, reason: str,
     if candidate is None:
         return None
     registry.set_alias(CHAMPION, candidate, reason)
-    ledger.record_model_event(registry.model_name, candidate, CHAMPION, "rollback", reason, current)
+    ledger.record_model_event(registry.model_name, candidate, CHAMPION, "rollback", reason, current,
+                              evidence)
     return current, candidate

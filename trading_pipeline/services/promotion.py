@@ -1,22 +1,35 @@
-"""Gather the paper track record and evaluate the promotion gates."""
+"""Gather the track record of the current stage and evaluate the promotion gates."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from trading_pipeline.domain import performance as perf
 from trading_pipeline.domain.promotion import (
+    Decision,
     PromotionEvidence,
     PromotionGates,
     PromotionResult,
     evaluate_promotion,
+    next_stage,
 )
+from trading_pipeline.services import backtest
+from trading_pipeline.services.monitor import MONITOR_TABLE
 from trading_pipeline.storage.ledger import Ledger
 
-STAGE_AFTER = {"local": "paper", "paper": "live"}
+
+@dataclass(frozen=True)
+class PromotionOutcome:
+    key: str
+    stage_from: str
+    stage_to: str
+    model_version: str | None
+    result: PromotionResult
+    waiting_for: str | None  # what a human still has to do before the next stage trades
 
 
-def gather_evidence(ledger: Ledger, sessions: int) -> PromotionEvidence:
+def gather_evidence(ledger: Ledger, sessions: int, model_version: str | None) -> PromotionEvidence:
     warehouse = ledger.warehouse
-    # ledger tables always exist (created with the warehouse); asset tables may not yet
     window = warehouse.query("select session, equity from ledger_account order by session").tail(sessions)
     if window.is_empty():
         return PromotionEvidence(0, 0.0, 0.0, 0, 0, 0)
@@ -25,10 +38,20 @@ def gather_evidence(ledger: Ledger, sessions: int) -> PromotionEvidence:
     stats = perf.summary(curve, float(window["equity"][0]))
 
     def count(table: str, where: str) -> int:
-        if not warehouse.table_exists(table):
+        if not warehouse.table_exists(table):  # asset tables appear with their first run
             return 0
         return int(warehouse.scalar(f"select count(*) from {table} where {where}", [first, last]))
 
+    breached = ()
+    if warehouse.table_exists(MONITOR_TABLE):
+        # the latest session's checks cover the whole track record
+        breached = tuple(warehouse.query(
+            f"select detail from {MONITOR_TABLE} where breached and session = "
+            f"(select max(session) from {MONITOR_TABLE} where session <= ?) order by \"check\"", [last])["detail"])
+    try:
+        expected_sharpe = float(backtest.expectation(warehouse, model_version)["sharpe"]) if model_version else None
+    except backtest.ExpectationNotFound:
+        expected_sharpe = None
     return PromotionEvidence(
         sessions=window.height,
         total_return=stats["total_return"],
@@ -36,19 +59,37 @@ def gather_evidence(ledger: Ledger, sessions: int) -> PromotionEvidence:
         reconciliation_breaks=count("reconciliation_breaks", "session between ? and ?"),
         risk_events=count("risk_events", "session between ? and ?"),
         severe_drift_sessions=count("drift_reports", "severity = 'severe' and session between ? and ?"),
+        monitor_breaches=breached,
+        expected_sharpe=expected_sharpe,
     )
 
 
 def evaluate_and_record(ledger: Ledger, strategy: str, model_version: str | None,
-                        gates: PromotionGates, stage_from: str,
-                        last_key: str | None) -> tuple[str, PromotionResult] | None:
+                        gates: PromotionGates, stage_from: str, live_enabled: bool,
+                        last_key: str | None) -> PromotionOutcome | None:
     """Decide once per new session on record; None when nothing new happened."""
-    evidence = gather_evidence(ledger, gates.min_sessions)
+    stage_to = next_stage(stage_from)
+    evidence = gather_evidence(ledger, gates.min_sessions, model_version)
     last_session = ledger.warehouse.scalar("select max(session) from ledger_account")
     key = f"{last_session}:{evidence.sessions}:{model_version}"
     if key == last_key:
         return None
     result = evaluate_promotion(evidence, gates)
-    ledger.record_promotion(strategy, model_version, stage_from, STAGE_AFTER.get(stage_from, "live"),
-                            str(result.decision), result.reasons, evidence.sessions)
-    return key, result
+    waiting_for = None
+    if result.decision is Decision.APPROVED:
+        waiting_for = _human_step(stage_to, live_enabled)
+    reasons = result.reasons + ((f"waiting for a human: {waiting_for}",) if waiting_for else ())
+    ledger.record_promotion(strategy, model_version, stage_from, stage_to, str(result.decision),
+                            reasons, evidence.sessions)
+    return PromotionOutcome(key, stage_from, stage_to, model_version,
+                            PromotionResult(result.decision, reasons, result.checks), waiting_for)
+
+
+def _human_step(stage_to: str, live_enabled: bool) -> str:
+    if stage_to == "paper":
+        return ("point the strategy at the broker's paper account: TRADING_ENV=paper and "
+                "TRADING_BROKER=alpaca or ibkr with their paper credentials")
+    if not live_enabled:
+        return ("live orders also need the human key TRADING_LIVE_ENABLED=true with TRADING_ENV=live; "
+                "until then nothing is sent live")
+    return "TRADING_ENV=live; orders are sent once dry-run is off (TRADING_DRY_RUN=false)"

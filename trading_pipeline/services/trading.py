@@ -25,7 +25,7 @@ from trading_pipeline.domain.risk import (
     unconfirmed_cancels,
     working_stops_from,
 )
-from trading_pipeline.domain.safety import SubmissionDecision, SubmissionKeys, may_submit
+from trading_pipeline.domain.safety import SubmissionDecision, SubmissionKeys, may_submit, reduces_exposure
 from trading_pipeline.services.reconcile import Reconciliation, reconcile
 from trading_pipeline.services.submission import outcomes_frame, submit_intents
 from trading_pipeline.storage import market_store
@@ -87,15 +87,8 @@ def build_target(warehouse: Warehouse, broker: Broker, session: date,
     return result, equity
 
 
-def _reduces_exposure(intent: OrderIntent, held: dict[str, float]) -> bool:
-    position = held.get(intent.symbol, 0.0)
-    if intent.side is Side.SELL:
-        return position > 0 and intent.quantity <= position + 1e-9
-    return position < 0 and intent.quantity <= -position + 1e-9
-
-
 def _decider(keys: SubmissionKeys, held: dict[str, float]) -> Callable[[OrderIntent], SubmissionDecision]:
-    return lambda intent: may_submit(keys, reduces_exposure=_reduces_exposure(intent, held))
+    return lambda intent: may_submit(keys, reduces_exposure=reduces_exposure(intent, held))
 
 
 @dataclass(frozen=True)
@@ -113,7 +106,7 @@ def submit_rebalance(ledger: Ledger, broker: Broker, session: date, strategy) ->
     warehouse = ledger.warehouse
     positions = broker.positions()
     held = {p.symbol: p.quantity for p in positions}
-    keys = _keys(ledger, strategy, ())
+    keys = _keys(ledger, strategy, session)
     recorded = ledger.intents_for_session(session, strategy.strategy)
     if recorded:
         # The session's decisions were made by an earlier run: a re-run never adds orders,
@@ -172,17 +165,21 @@ def _order_path_failures(warehouse: Warehouse, session: date, target: pl.DataFra
     return tuple(c.detail for c in checks if not c.passed)
 
 
-def _keys(ledger: Ledger, strategy, risk_failures: tuple[str, ...]) -> SubmissionKeys:
+def _keys(ledger: Ledger, strategy, session: date) -> SubmissionKeys:
     engaged, _ = ledger.kill_switch_engaged()
     promotion = ledger.latest_promotion(strategy.strategy)
+    in_use = ledger.warehouse.scalar(
+        "select any_value(model_version) from predictions where session = ?", [session]) \
+        if ledger.warehouse.table_exists("predictions") else None
     return SubmissionKeys(
         trading_env=strategy.trading_env,
         live_enabled=strategy.live_enabled,
+        # the approval must be for live and for the very model version that made the scores
         promotion_approved=bool(promotion and promotion["decision"] == "approved"
-                                and promotion["stage_to"] == "live"),
+                                and promotion["stage_to"] == "live"
+                                and promotion["model_version"] == in_use),
         kill_switch_engaged=engaged,
         dry_run=strategy.dry_run,
-        risk_failures=risk_failures,
     )
 
 
@@ -200,6 +197,7 @@ class PerformanceResult:
     initial_equity: float
     kill_switch_engaged: bool
     kill_switch_reason: str | None
+    kill_switch_newly_engaged: bool = False  # by this session's figures
 
 
 def performance_through(ledger: Ledger, broker_name: str, session: date,
@@ -213,9 +211,10 @@ def performance_through(ledger: Ledger, broker_name: str, session: date,
     ledger.warehouse.replace_partition(PERFORMANCE, session, curve.filter(pl.col("session") == session))
     breach = evaluate_kill_switch(history.select("session", "equity"), strategy.kill_switch_rules())
     engaged, reason = ledger.kill_switch_engaged()
-    if breach.engage and not engaged:
+    newly = breach.engage and not engaged
+    if newly:
         reason = "; ".join(breach.reasons)
         ledger.set_kill_switch(True, reason, actor="risk monitor")
         ledger.record_risk_event(session, "kill_switch", reason)
         engaged = True
-    return PerformanceResult(curve, initial, engaged, reason)
+    return PerformanceResult(curve, initial, engaged, reason, newly)

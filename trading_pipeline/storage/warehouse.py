@@ -8,6 +8,7 @@ Opening retries for a bounded time when another process holds the lock.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -38,13 +39,34 @@ class Warehouse:
         self.path = Path(path)
         self._lock_wait_seconds = lock_wait_seconds
         self._schema_ready = False
+        self._held: duckdb.DuckDBPyConnection | None = None
+        self._held_by: int | None = None  # the thread holding it; others open their own
 
     def __repr__(self) -> str:
         return f"Warehouse({str(self.path)!r})"
 
     @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def held(self) -> Iterator[None]:
+        """Keep one connection open for a block of work in this thread (a session of a replay,
+        one asset step): opening a connection costs tens of milliseconds, and a step makes
+        dozens of small reads and writes. Other processes wait for the lock until it ends."""
+        if self._held is not None:
+            yield  # re-entrant: the outer block keeps it
+            return
         con = self._open()
+        self._held, self._held_by = con, threading.get_ident()
+        try:
+            yield
+        finally:
+            self._held = self._held_by = None
+            con.close()
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self._held is not None and self._held_by == threading.get_ident():
+            con = self._held.cursor()  # same open database, its own results and transaction
+        else:
+            con = self._open()
         try:
             if not self._schema_ready:
                 con.execute(LEDGER_DDL)

@@ -124,3 +124,22 @@ def test_emergency_stop_blocks_sending_until_cleared(loop):
     assert wh.scalar("select count(*) from sim_orders where client_order_id in "
                      "(select client_order_id from ledger_orders where session = ? and side = 'buy')",
                      [d4]) == blocked.height
+
+
+def test_performance_shows_equity_against_the_backtest_and_the_monitor(loop):
+    import base64
+    import re
+
+    result = loop["results"][D3]
+    event = next(e for e in result.get_asset_materialization_events()
+                 if e.asset_key.to_user_string() == "performance")
+    metadata = event.materialization.metadata
+    image = re.fullmatch(r"!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)",
+                         metadata["equity_vs_backtest"].value)
+    assert image and base64.b64decode(image.group(1)).startswith(b"\x89PNG")
+    assert "| return |" in metadata["monitor"].value and "| daily_loss |" in metadata["monitor"].value
+    # the account is the simulator trading the same decisions the backtest makes: no breach
+    assert metadata["monitor_breaches"].value == 0
+    assert metadata["backtest_equity"].value == pytest.approx(metadata["equity"].value, rel=1e-9)
+    checks = loop["warehouse"].query("select * from monitor_checks where session = ?", [D3])
+    assert checks.height == 5 and not checks["breached"].any()

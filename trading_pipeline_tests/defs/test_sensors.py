@@ -1,5 +1,6 @@
 """Sensors evaluated with build_sensor_context against a real warehouse and MLflow store."""
 
+import json
 from datetime import date, timedelta
 
 import dagster as dg
@@ -59,8 +60,9 @@ def test_drift_rollback_sensor_rolls_back_once_and_reruns_the_session(two_versio
     assert isinstance(result, dg.SkipReason) and registry.champion_version() == "2"
 
     drift_row(two_versions, THROUGH, "2", "severe", 0.8)
-    result, cursor = evaluate(drift_rollback_sensor, two_versions, cursor)
-    assert isinstance(result, dg.RunRequest)
+    requests, cursor = evaluate(drift_rollback_sensor, two_versions, cursor)
+    assert [r.job_name for r in requests] == ["daily_trading_job"]  # no retraining unless asked
+    result = requests[0]
     assert result.partition_key == THROUGH.isoformat()
     assert {k.to_user_string() for k in result.asset_selection} >= {"predictions", "submitted_orders"}
     assert "market_bars" not in {k.to_user_string() for k in result.asset_selection}
@@ -69,6 +71,7 @@ def test_drift_rollback_sensor_rolls_back_once_and_reruns_the_session(two_versio
     rollback = events.filter(pl.col("action") == "rollback").row(0, named=True)
     assert rollback["version"] == "1" and rollback["previous_version"] == "2"
     assert "severe drift" in rollback["reason"]
+    assert json.loads(rollback["metrics"])["report_session"] == THROUGH.isoformat()
 
     # the same report again: no second rollback
     result, _ = evaluate(drift_rollback_sensor, two_versions, cursor)
@@ -90,7 +93,23 @@ def test_promotion_sensor_records_needs_review_then_approved(two_versions):
                    [session, 100_000 + 100 * i])
     result, cursor = evaluate(paper_to_live_promotion_sensor, two_versions, cursor)
     decision = ledger.latest_promotion("daily_ml")
+    assert decision["decision"] == "needs_review"
+    assert "no backtest on record" in decision["reasons"] or "expects no profit" in decision["reasons"]
+
+    # with a backtest on record that expects a profit, the same track record is approved
+    champion = two_versions["model_store"].registry().champion_version()
+    wh.execute("delete from backtest_summary where model_version = ?", [champion])
+    wh.execute("insert into backtest_summary (model_version, sharpe, max_drawdown) values (?, 1.2, -0.05)",
+               [champion])
+    wh.execute("insert into ledger_account values (?, 'simulator', 0, ?, 0, now())",
+               [sessions[-1] + timedelta(days=7), 100_000 + 100 * len(sessions)])
+    result, cursor = evaluate(paper_to_live_promotion_sensor, two_versions, cursor)
+    decision = ledger.latest_promotion("daily_ml")
     assert decision["decision"] == "approved" and decision["stage_to"] == "paper"
+    assert "TRADING_ENV=paper" in decision["reasons"]  # what a human does next
+    shown = result.asset_events[0]
+    assert shown.asset_key.to_user_string() == "performance"
+    assert shown.metadata["promotion_decision"].value == "approved"
     count = wh.scalar("select count(*) from promotion_decisions")
     evaluate(paper_to_live_promotion_sensor, two_versions, cursor)  # nothing new: no new record
     assert wh.scalar("select count(*) from promotion_decisions") == count
@@ -110,7 +129,27 @@ def test_never_rolls_back_onto_a_flagged_version(two_versions):
     registry = two_versions["model_store"].registry()
     registry.set_alias(modeling.CHAMPION, "2", "test setup")
     drift_row(two_versions, THROUGH - timedelta(days=1), "1", "severe", 0.7)  # v1 was flagged too
-    drift_row(two_versions, THROUGH + timedelta(days=2), "2", "severe", 0.9)
+    drift_row(two_versions, THROUGH + timedelta(days=2), "2", "none", 0.1)  # a calm day: new episode
+    drift_row(two_versions, THROUGH + timedelta(days=3), "2", "severe", 0.9)
     result, _ = evaluate(drift_rollback_sensor, two_versions)
-    assert isinstance(result, dg.SkipReason) and "no earlier unflagged version" in result.skip_message
+    assert isinstance(result, dg.SkipReason) and "no earlier version free of severe drift" in result.skip_message
+    assert registry.champion_version() == "2"
+
+
+def test_one_rollback_per_drift_episode_then_alerts(two_versions):
+    """Drift that outlasts a rollback raises an alert instead of walking down every version."""
+    registry = two_versions["model_store"].registry()
+    wh = two_versions["warehouse"].warehouse
+    wh.execute(f"delete from {DRIFT_TABLE}")
+    drift_row(two_versions, THROUGH + timedelta(days=10), "2", "none", 0.1)
+    registry.set_alias(modeling.CHAMPION, "2", "test setup")
+    drift_row(two_versions, THROUGH + timedelta(days=11), "2", "severe", 0.8)
+    resources = {**two_versions, "strategy": StrategyResource(retrain_after_rollback=True)}
+    requests, cursor = evaluate(drift_rollback_sensor, resources)
+    assert [r.job_name for r in requests] == ["daily_trading_job", "training_job"]
+    assert registry.champion_version() == "1"
+    registry.set_alias(modeling.CHAMPION, "2", "a human puts v2 back")
+    drift_row(two_versions, THROUGH + timedelta(days=12), "2", "severe", 0.85)
+    result, _ = evaluate(drift_rollback_sensor, resources, cursor)
+    assert isinstance(result, dg.SkipReason) and "drift persists after the rollback" in result.skip_message
     assert registry.champion_version() == "2"

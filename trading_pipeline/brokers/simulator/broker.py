@@ -12,32 +12,33 @@ import functools
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import duckdb
 import polars as pl
 
 from trading_pipeline.brokers.base import BrokerError, BrokerUnavailable, OrderNotFound
-from trading_pipeline.brokers.simulator import checks
 from trading_pipeline.brokers.simulator.config import SimulatorConfig
-from trading_pipeline.brokers.simulator.matching import Bar
-from trading_pipeline.brokers.simulator.session import process_session
-from trading_pipeline.brokers.simulator.store import SimOrder, SimStore
+from trading_pipeline.brokers.simulator.store import SimStore
 from trading_pipeline.domain.calendar import (
     is_session,
     next_session,
     previous_session,
-    session_close,
     sessions_between,
+)
+from trading_pipeline.domain.execution import (
+    Bar,
+    accept_order,
+    account_figures,
+    cancel_order,
+    close_utc,
+    process_session,
 )
 from trading_pipeline.domain.orders import (
     AccountSnapshot,
     FillReport,
     OrderIntent,
-    OrderStatus,
     OrderStatusReport,
-    OrderType,
     PositionReport,
 )
 from trading_pipeline.storage.warehouse import Warehouse
@@ -175,31 +176,11 @@ class PaperSimulator:
                     f"call advance_to({intent.session}) first, or it could fill on bars that "
                     "were known when it was decided"
                 )
-            marks = self._store.marks(con)
-            open_orders = self._store.open_orders(con)
-            reason = checks.rejection_reason(
-                intent,
-                closes_now={s: close for s, (day, close) in marks.items() if day == clock},
-                all_closes={s: close for s, (_, close) in marks.items()},
-                cash=state.cash, positions=self._store.positions(con),
-                open_orders=open_orders, config=self.config,
-            )
-            number = self._store.next_order_number(con)
-            now = _close_utc(clock)
-            trailing = intent.order_type is OrderType.TRAILING_STOP
-            order = SimOrder(
-                client_order_id=intent.client_order_id,
-                broker_order_id=f"{self.account_name}-{number:06d}",
-                seq=number, symbol=intent.symbol, side=intent.side, quantity=float(intent.quantity),
-                order_type=intent.order_type, time_in_force=intent.time_in_force,
-                limit_price=intent.limit_price, stop_price=intent.stop_price,
-                trail_percent=intent.trail_percent, trail_amount=intent.trail_amount,
-                status=OrderStatus.REJECTED if reason else OrderStatus.NEW,
-                filled_quantity=0.0, avg_fill_price=None, reason=reason, created_session=clock,
-                triggered=False,
-                # a trailing stop starts from the last close: the best price while it existed
-                trail_reference=marks[intent.symbol][1] if trailing and not reason else None,
-                submitted_at=now, updated_at=now,
+            order = accept_order(
+                intent, number=self._store.next_order_number(con), account=self.account_name,
+                clock=clock, marks=self._store.marks(con), cash=state.cash,
+                positions=self._store.positions(con), open_orders=self._store.open_orders(con),
+                config=self.config,
             )
             self._store.insert_order(con, order)
             return order.report()
@@ -212,9 +193,7 @@ class PaperSimulator:
                 raise OrderNotFound(f"the paper simulator has no order {client_order_id!r}")
             if not order.status.is_open:
                 return order.report()  # finished orders stay as they ended
-            clock = self._store.account_state(con).clock
-            canceled = replace(order, status=OrderStatus.CANCELED, reason="canceled by request",
-                               updated_at=_close_utc(clock) if clock else order.updated_at)
+            canceled = cancel_order(order, self._store.account_state(con).clock)
             self._store.update_order(con, canceled)
             return canceled.report()
 
@@ -259,15 +238,15 @@ class PaperSimulator:
             held = self._store.positions(con)
             marks = self._store.marks(con)
             open_orders = self._store.open_orders(con)
-        closes = {s: close for s, (_, close) in marks.items()}
-        market_value = sum(p.quantity * closes.get(s, p.avg_entry_price) for s, p in held.items())
-        reserved = checks.reserved_by_working_buys(open_orders, closes, self.config)
+        figures = account_figures(state.cash, held, {s: close for s, (_, close) in marks.items()},
+                                  open_orders, self.config)
         return AccountSnapshot(
-            cash=state.cash,
-            equity=state.cash + market_value,
-            buying_power=max(state.cash - reserved, 0.0),
-            at=_close_utc(state.clock) if state.clock else None,
-            extra={"market_value": market_value, "reserved_by_open_buys": reserved,
+            cash=figures.cash,
+            equity=figures.equity,
+            buying_power=figures.buying_power,
+            at=close_utc(state.clock) if state.clock else None,
+            extra={"market_value": figures.market_value,
+                   "reserved_by_open_buys": figures.reserved_by_open_buys,
                    "initial_cash": state.initial_cash},
         )
 
@@ -329,6 +308,3 @@ def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         raise
     con.execute("commit")
 
-
-def _close_utc(session: date) -> datetime:
-    return session_close(session).astimezone(UTC)

@@ -1,52 +1,29 @@
-"""How the paper simulator charges, slips and fills: one frozen config, checked on creation."""
+"""The paper simulator's config: the venue's execution rules plus the account's starting cash.
+
+The execution rules (slippage, volume cap, commission, fractional and short selling) live in
+`trading_pipeline.domain.execution.config` so the backtest charges exactly what the simulator
+charges.
+"""
 
 from __future__ import annotations
 
-import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from enum import StrEnum
 
+from trading_pipeline.domain.execution.config import (  # CommissionModel re-exported
+    CommissionModel,
+    ExecutionConfig,
+    finite,
+)
 
-class CommissionModel(StrEnum):
-    """How a fill is charged.
-
-    PER_SHARE: `commission_per_share` times the shares, at least `commission_min` per fill.
-    PERCENT_OF_NOTIONAL: `commission_percent` % of quantity x price (no minimum).
-    """
-
-    PER_SHARE = "per_share"
-    PERCENT_OF_NOTIONAL = "percent_of_notional"
+__all__ = ["CommissionModel", "SimulatorConfig"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class SimulatorConfig:
+class SimulatorConfig(ExecutionConfig):
     initial_cash: float = 100_000.0  # only used when the account is created; later runs keep theirs
-    slippage_bps: float = 5.0  # market and stop fills: buys pay more, sells receive less
-    max_volume_participation: float = 0.1  # share of a bar's volume one symbol's orders may take
-    commission_model: CommissionModel = CommissionModel.PER_SHARE
-    commission_per_share: float = 0.005
-    commission_min: float = 1.0  # per fill, PER_SHARE only
-    commission_percent: float = 0.0  # PERCENT_OF_NOTIONAL only; 0.1 means 0.1 %
-    allow_fractional: bool = False
-    allow_short: bool = False
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "commission_model", CommissionModel(self.commission_model))
-        problems = list(self._problems())
-        if problems:
-            raise ValueError("invalid SimulatorConfig: " + "; ".join(problems))
-
-    def _problems(self):
-        if not (_finite(self.initial_cash) and self.initial_cash > 0):
+    def _problems(self) -> Iterator[str]:
+        if not (finite(self.initial_cash) and self.initial_cash > 0):
             yield f"initial_cash must be a positive amount, got {self.initial_cash}"
-        if not (_finite(self.max_volume_participation) and 0 < self.max_volume_participation <= 1):
-            yield ("max_volume_participation must be in (0, 1] (0.1 = 10 % of a bar's volume), "
-                   f"got {self.max_volume_participation}")
-        for name in ("slippage_bps", "commission_per_share", "commission_min", "commission_percent"):
-            value = getattr(self, name)
-            if not (_finite(value) and value >= 0):
-                yield f"{name} must be zero or positive, got {value}"
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
+        yield from super()._problems()

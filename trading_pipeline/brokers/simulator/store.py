@@ -12,14 +12,8 @@ from datetime import UTC, date, datetime
 
 import duckdb
 
-from trading_pipeline.domain.orders import (
-    FillReport,
-    OrderStatus,
-    OrderStatusReport,
-    OrderType,
-    Side,
-    TimeInForce,
-)
+from trading_pipeline.domain.execution.venue import Position, SimOrder  # also re-exported
+from trading_pipeline.domain.orders import FillReport, OrderStatus, OrderType, Side, TimeInForce
 from trading_pipeline.storage.warehouse import Warehouse
 
 ACCOUNTS = "sim_accounts"
@@ -101,54 +95,11 @@ _ORDER_COLUMNS = (
 
 
 @dataclass(frozen=True, slots=True)
-class SimOrder:
-    client_order_id: str
-    broker_order_id: str
-    seq: int
-    symbol: str
-    side: Side
-    quantity: float
-    order_type: OrderType
-    time_in_force: TimeInForce
-    limit_price: float | None
-    stop_price: float | None
-    trail_percent: float | None
-    trail_amount: float | None
-    status: OrderStatus
-    filled_quantity: float
-    avg_fill_price: float | None
-    reason: str | None
-    created_session: date
-    triggered: bool
-    trail_reference: float | None
-    submitted_at: datetime
-    updated_at: datetime
-
-    @property
-    def remaining(self) -> float:
-        return max(self.quantity - self.filled_quantity, 0.0)
-
-    def report(self) -> OrderStatusReport:
-        return OrderStatusReport(
-            client_order_id=self.client_order_id, symbol=self.symbol, side=self.side,
-            quantity=self.quantity, status=self.status, order_type=self.order_type,
-            filled_quantity=self.filled_quantity, avg_fill_price=self.avg_fill_price,
-            broker_order_id=self.broker_order_id, reason=self.reason, updated_at=self.updated_at,
-        )
-
-
-@dataclass(frozen=True, slots=True)
 class AccountState:
     initial_cash: float
     cash: float
     clock: date | None
     order_count: int
-
-
-@dataclass(frozen=True, slots=True)
-class Position:
-    quantity: float
-    avg_entry_price: float
 
 
 def to_db_time(moment: datetime) -> datetime:

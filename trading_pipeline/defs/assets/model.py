@@ -50,6 +50,7 @@ def trained_model(
     outcome = modeling.train_and_register(
         warehouse.warehouse, warehouse.ledger, model_store.registry(), through,
         strategy.train_window_sessions, strategy.label_horizon, why=f"training run {context.run_id}",
+        rules=strategy.selection_rules(), backtest=strategy,
     )
     return dg.MaterializeResult(metadata={
         "version": outcome.version, "became_champion": outcome.became_champion,
@@ -79,7 +80,8 @@ def predictions(
         context.log.info(f"no champion yet: training a first model on bars through {session}")
         modeling.train_and_register(warehouse.warehouse, warehouse.ledger, registry, session,
                                     strategy.train_window_sessions, strategy.label_horizon,
-                                    why=f"bootstrap for {session}")
+                                    why=f"bootstrap for {session}", rules=strategy.selection_rules(),
+                                    backtest=strategy)
     scores = modeling.score_session(warehouse.warehouse, registry, session)
     warehouse.warehouse.replace_partition("predictions", session, scores)
     return dg.MaterializeResult(metadata={
@@ -93,7 +95,8 @@ def predictions(
     deps=["predictions"],
     group_name="model",
     description="Evidently drift report: recent features and predictions against the champion's "
-    "training reference; drifted share and severity; HTML saved.",
+    "training reference (drifted share, data severity), and the decay of the champion's realised "
+    "rank IC; a breached decay makes the report severe. HTML saved.",
     kinds={"evidently"},
 )
 def drift_report(
@@ -104,15 +107,26 @@ def drift_report(
 ) -> dg.MaterializeResult:
     session = session_of(context)
     html = strategy.reports_path / "drift" / f"drift_{session}.html"
-    version, result = drift_service.drift_for_session(
+    report = drift_service.drift_for_session(
         warehouse.warehouse, model_store.registry(), session,
         window=strategy.drift_window_sessions, warn_share=strategy.drift_warn_share,
         column_threshold=strategy.drift_column_threshold,
         severe_share=strategy.drift_severe_share, html_path=html,
+        decay=strategy.decay_policy(), horizon=strategy.label_horizon,
     )
+    result, decay = report.drift, report.decay
     return dg.MaterializeResult(metadata={
-        "severity": result.severity, "drifted_share": float(result.drifted_share),
-        "drifted_columns": int(result.drifted_count), "model_version": version,
+        "severity": report.severity, "data_severity": result.severity, "reasons": report.reasons,
+        "drifted_share": float(result.drifted_share),
+        "drifted_columns": int(result.drifted_count), "model_version": report.model_version,
+        "prediction_drift_score": float(result.prediction_drift_score),
+        "prediction_drifted": bool(result.prediction_drifted),
+        # NaN, not None: a float entry keeps one type in the UI's plot over partitions
+        "decay_rank_ic": float("nan") if decay.rank_ic is None else decay.rank_ic,
+        "decay_sessions": decay.sessions, "decay_breached": decay.breached,
+        "decay_min_rank_ic": decay.policy.min_rank_ic,
+        "summary": markdown_table(drift_service.summary_table(
+            report, warn_share=strategy.drift_warn_share, severe_share=strategy.drift_severe_share)),
         "report": dg.MetadataValue.path(str(html)),
         "columns": markdown_table(result.per_column, max_rows=40),
     })

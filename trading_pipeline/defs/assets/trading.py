@@ -1,16 +1,21 @@
 
 import dagster as dg
 
+from trading_pipeline.alerts import Alert, AlertKind, Severity
 from trading_pipeline.defs.metadata import markdown_table
 from trading_pipeline.defs.partitions import session_of, sessions_partitions
 from trading_pipeline.defs.resources import (
+    AlertsResource,
     BrokerResource,
     MarketDataResource,
     StrategyResource,
     WarehouseResource,
 )
 from trading_pipeline.domain import performance as perf
+from trading_pipeline.domain.monitor import checks_frame
 from trading_pipeline.services import trading
+from trading_pipeline.services.charts import equity_against_backtest_png, markdown_image
+from trading_pipeline.services.monitor import monitor_session
 
 
 @dg.asset(
@@ -28,7 +33,7 @@ def target_portfolio(
     strategy: StrategyResource,
 ) -> dg.MaterializeResult:
     session = session_of(context)
-    with broker.connected(warehouse.warehouse, market.market(), session) as client:
+    with warehouse.warehouse.held(), broker.connected(warehouse.warehouse, market.market(), session) as client:
         result, equity = trading.build_target(warehouse.warehouse, client, session, strategy)
     target, var = result.frame, result.var_figures
     return dg.MaterializeResult(metadata={
@@ -62,7 +67,7 @@ def submitted_orders(
     strategy: StrategyResource,
 ) -> dg.MaterializeResult:
     session = session_of(context)
-    with broker.connected(warehouse.warehouse, market.market(), session) as client:
+    with warehouse.warehouse.held(), broker.connected(warehouse.warehouse, market.market(), session) as client:
         summary = trading.submit_rebalance(warehouse.ledger, client, session, strategy)
     outcomes = summary.outcomes
     if not summary.entries.send:
@@ -92,10 +97,17 @@ def reconciled_positions(
     warehouse: WarehouseResource,
     market: MarketDataResource,
     broker: BrokerResource,
+    alerts: AlertsResource,
 ) -> dg.MaterializeResult:
     session = session_of(context)
-    with broker.connected(warehouse.warehouse, market.market(), session) as client:
+    with warehouse.warehouse.held(), broker.connected(warehouse.warehouse, market.market(), session) as client:
         result = trading.reconcile_session(warehouse.warehouse, warehouse.ledger, client, session)
+    if result.break_count:
+        alerts.send(Alert(kind=AlertKind.RECONCILIATION_BREAK, severity=Severity.CRITICAL, session=session,
+                          title=f"{result.break_count} reconciliation breaks at {broker.venue}",
+                          details={f"{row['kind']} {row['symbol'] or ''}".strip(): row["detail"]
+                                   for row in result.breaks.head(20).iter_rows(named=True)}),
+                    log=context.log)
     return dg.MaterializeResult(metadata={
         "breaks": result.break_count, "new_fills": result.new_fills,
         "positions": len(result.positions), "equity": result.account.equity,
@@ -107,26 +119,48 @@ def reconciled_positions(
     partitions_def=sessions_partitions,
     deps=["reconciled_positions"],
     group_name="trading",
-    description="Equity, daily P&L and drawdown of the account through session D.",
-    kinds={"polars"},
+    description="Equity, daily P&L and drawdown of the account through session D, against the "
+    "backtest of the same sessions (plot and monitor checks, alerts on breaches); the daily-loss "
+    "and drawdown kill switch.",
+    kinds={"polars", "matplotlib"},
 )
 def performance(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
     broker: BrokerResource,
     strategy: StrategyResource,
+    alerts: AlertsResource,
 ) -> dg.MaterializeResult:
     session = session_of(context)
+    with warehouse.warehouse.held():
+        return _performance(context, warehouse, broker, strategy, alerts, session)
+
+
+def _performance(context, warehouse, broker, strategy, alerts, session) -> dg.MaterializeResult:
     result = trading.performance_through(warehouse.ledger, broker.venue, session, strategy)
     curve = result.curve
     stats = perf.summary(curve, result.initial_equity)
     today = curve.filter(curve["session"] == session)
-    if result.kill_switch_engaged:
-        context.log.warning(f"kill switch engaged: {result.kill_switch_reason}")
+    if result.kill_switch_newly_engaged:
+        alerts.send(Alert(kind=AlertKind.KILL_SWITCH, severity=Severity.CRITICAL, session=session,
+                          title="kill switch engaged: no new entries until clear_kill_switch_job runs",
+                          details={"why": result.kill_switch_reason or "", "equity": stats.get("equity", 0.0)}),
+                    log=context.log)
+    report = monitor_session(warehouse.ledger, broker.venue, session, strategy, strategy.monitor_thresholds())
+    if report.breached:
+        alerts.send(Alert(kind=AlertKind.MONITOR, severity=Severity.WARNING, session=session,
+                          title=f"track record outside the backtest's expectation on {len(report.breached)} checks",
+                          details={c.name: c.detail for c in report.breached}), log=context.log)
+    chart = equity_against_backtest_png(report.track, report.shadow,
+                                        f"{broker.venue}: equity against the backtest, to {session}")
     return dg.MaterializeResult(metadata={
         **{k: float(v) for k, v in stats.items()},
         "daily_pnl": float(today["daily_pnl"][0]) if today.height else 0.0,
         "drawdown": float(today["drawdown"][0]) if today.height else 0.0,
         "kill_switch": f"ENGAGED: {result.kill_switch_reason}" if result.kill_switch_engaged else "released",
+        "monitor_breaches": len(report.breached),
+        "backtest_equity": float(report.shadow["equity"][-1]),
+        "equity_vs_backtest": dg.MetadataValue.md(markdown_image(chart, "equity against the backtest")),
+        "monitor": markdown_table(checks_frame(report.checks)),
         "equity_curve": markdown_table(curve.tail(30), max_rows=30),
     })

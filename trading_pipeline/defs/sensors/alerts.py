@@ -1,12 +1,48 @@
-"""Alerts on failed runs."""
+"""Alerts on failed runs: the run's job, partition, failed steps and error, to every alert channel."""
 
+from datetime import date
 
 import dagster as dg
 
+from trading_pipeline.alerts import Alert, AlertKind, Severity
+from trading_pipeline.defs.resources import AlertsResource
 
-@dg.run_failure_sensor(description="Log an alert for every failed run, naming the job and step.")
-def run_failure_alert_sensor(context: dg.RunFailureSensorContext):
-    failed_steps = [e.step_key for e in context.get_step_failure_events() if e.step_key]
-    message = (f"ALERT: run {context.dagster_run.run_id} of {context.dagster_run.job_name} failed"
-               f" at {', '.join(failed_steps) or 'launch'}: {context.failure_event.message}")
-    context.log.error(message)
+# Failures of jobs that decide or move money page someone; the others can wait for a look.
+CRITICAL_JOBS = frozenset({"daily_trading_job", "emergency_stop_job", "clear_kill_switch_job"})
+
+
+def step_error(event: dg.DagsterEvent) -> str:
+    """The op's own error ("RuntimeError: ..."), not Dagster's wrapper around it."""
+    error = event.step_failure_data.error if event.step_failure_data else None
+    while error is not None and error.cause is not None:
+        error = error.cause
+    return error.message.strip()[:500] if error else ""
+
+
+def run_failure_alert(context: dg.RunFailureSensorContext) -> Alert:
+    run = context.dagster_run
+    step_failures = context.get_step_failure_events()
+    failed_steps = [e.step_key for e in step_failures if e.step_key]
+    partition = run.tags.get("dagster/partition")
+    try:
+        session = date.fromisoformat(partition) if partition else None
+    except ValueError:  # a partition that is not a session date: keep it in the details only
+        session = None
+    details = {"job": run.job_name, "run_id": run.run_id, "failed_steps": ", ".join(failed_steps) or "launch",
+               "error": next(filter(None, map(step_error, step_failures)), None)
+               or context.failure_event.message or "no message"}
+    if partition:
+        details["partition"] = partition
+    return Alert(
+        kind=AlertKind.RUN_FAILURE,
+        severity=Severity.CRITICAL if run.job_name in CRITICAL_JOBS else Severity.WARNING,
+        title=f"run of {run.job_name} failed at {details['failed_steps']}",
+        details=details,
+        session=session,
+    )
+
+
+@dg.run_failure_sensor(description="Send an alert (log, webhook, e-mail) for every failed run, naming the job and steps.")
+def run_failure_alert_sensor(context: dg.RunFailureSensorContext, alerts: AlertsResource):
+    # a channel that fails is logged by `send` and never fails the sensor's tick
+    alerts.send(run_failure_alert(context), log=context.log)

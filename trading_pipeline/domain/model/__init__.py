@@ -1,6 +1,11 @@
 """Model training, walk-forward validation and the MLflow registry (public API)."""
 
 from trading_pipeline.domain.model.registry import LoadedModel, ModelNotFound, ModelRegistry
+from trading_pipeline.domain.model.selection import (
+    ChallengerVerdict,
+    SelectionRules,
+    compare_on_recent_window,
+)
 from trading_pipeline.domain.model.training import (
     DEFAULT_LGBM_PARAMS,
     TrainingDataError,
@@ -19,6 +24,9 @@ from trading_pipeline.domain.model.validation import (
 )
 
 __all__ = [
+    "ChallengerVerdict",
+    "SelectionRules",
+    "compare_on_recent_window",
     "DEFAULT_LGBM_PARAMS",
     "METRIC_NAMES",
     "Fold",

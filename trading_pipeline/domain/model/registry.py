@@ -237,6 +237,23 @@ class ModelRegistry:
                 self.model_name, description="Daily cross-sectional return ranker (LightGBM)."
             )
 
+    def log_version_metrics(self, version: str, metrics: dict[str, float]) -> None:
+        """Add `metrics` (e.g. its backtest's) to the training run of `version`. Values that are
+        not finite numbers are left out; logging a key again adds its newer value."""
+        from mlflow.entities import Metric
+
+        run_id = self._version_or_raise(str(version)).run_id
+        now = int(datetime.now(tz=UTC).timestamp() * 1000)
+        with _quiet():
+            self._client().log_batch(
+                run_id, metrics=[Metric(k, v, now, 0) for k, v in finite_metrics(metrics).items()])
+
+    def log_version_text(self, version: str, text: str, artifact_file: str) -> None:
+        """Store `text` (a CSV, a report) as the artifact `artifact_file` of `version`'s run."""
+        run_id = self._version_or_raise(str(version)).run_id
+        with _quiet():
+            self._client().log_text(run_id, text, artifact_file)
+
     # -- aliases and versions ------------------------------------------------------------
 
     def set_alias(self, alias: str, version: str, reason: str, actor: str | None = None) -> None:

@@ -1,0 +1,501 @@
+"""Backtest of the daily loop's strategy on stored scores and bars: pure, in memory.
+
+What it reproduces. Each session D is decided exactly as the daily loop decides it after D's
+close (`services/trading.py`), by calling the same functions with the same inputs:
+`risk.build_target` (D's scores and closes, the `var_lookback` adjusted-close returns to D,
+the account's equity, the held shares), `rebalance_orders` (D's closes, `min_order_value`,
+the account's buying power), the order-path `check_orders`, and `plan_stops` (cancel stale
+stops, send the rebalance, place the new stops). The orders then meet D+1's bars through the
+simulated venue's own code (`domain/execution`: acceptance, slippage, volume cap,
+commission, stop triggers), the very code the paper simulator runs. So a replay of the daily
+loop through the paper simulator gives the same positions and the same equity (see
+`trading_pipeline_tests/defs/test_backtest_parity.py`).
+
+How it runs. A loop over sessions, because the decision of D needs the holdings D's bars
+left: it cannot be vectorised across time. Within a session the work is the daily loop's own
+per-session code (Python, a few orders per session); polars does the data work across symbols
+(returns pivoted once for every VaR window, per-session slices of bars and scores) and the
+metrics across sessions. About 17 ms a session for 50 symbols and 50 ms for 500
+(`trading_pipeline_tests/benchmarks/bench_backtest.py`), mostly the VaR figures.
+
+What the daily loop does that the backtest models, and what it refuses:
+- The kill switch is modelled: after each session the equity history is checked with
+  `evaluate_kill_switch`; once engaged it stays engaged (clearing it needs a person), entries
+  are held back from the next session on, and with `flatten_on_kill_switch` the target is
+  emptied. An emergency stop engaged by hand is not modelled.
+- The order-path re-check: `check_orders` is run again; the target re-check is not, because it
+  is `build_target`'s own final check on the same inputs, which passed. A failed check holds
+  back orders that add exposure, as in the daily loop.
+- Orders are always sent: dry-run and the live keys do not apply to a backtest.
+- A session where the daily loop would fail (no scores, no bars, no target within the limits)
+  stops the backtest with an error naming the session: there is no honest way to guess what
+  the loop would have held.
+- Configs the simulated venue cannot trade are refused: fractional targets on a whole-share
+  venue, or a long-short book where short selling is off (every such order would be rejected).
+- The decisions of the last session are not made: their orders would fill after the window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+import polars as pl
+
+from trading_pipeline.domain import performance as perf
+from trading_pipeline.domain.calendar import sessions_back, sessions_between
+from trading_pipeline.domain.execution import (
+    AccountFigures,
+    Bar,
+    ExecutionConfig,
+    Position,
+    SimOrder,
+    accept_order,
+    account_figures,
+    cancel_order,
+    process_session,
+)
+from trading_pipeline.domain.market.bars import BAR_SCHEMA
+from trading_pipeline.domain.orders import FillReport, OrderIntent, OrderPurpose, OrderStatus, Side
+from trading_pipeline.domain.rebalance import rebalance_orders
+from trading_pipeline.domain.safety import reduces_exposure
+from trading_pipeline.domain.risk import (
+    ConstructionConfig,
+    KillSwitchRules,
+    Mode,
+    PortfolioInputError,
+    RiskLimitBreach,
+    StopPolicy,
+    build_target,
+    check_orders,
+    evaluate_kill_switch,
+    plan_stops,
+    unconfirmed_cancels,
+    working_stops_from,
+)
+
+SESSIONS_PER_YEAR = 252
+ACCOUNT = "backtest"  # names the venue's order ids, as the simulator's account name does
+
+DAILY_SCHEMA = {
+    "session": pl.Date,
+    "equity": pl.Float64,
+    "cash": pl.Float64,
+    "market_value": pl.Float64,
+    "gross_exposure": pl.Float64,  # sum of |position value| / equity
+    "positions": pl.Int64,
+    "traded_value": pl.Float64,  # buys + sells filled on the session
+    "turnover": pl.Float64,  # traded_value / the previous session's equity
+    "commission": pl.Float64,
+    "fills": pl.Int64,
+    "stop_fills": pl.Int64,
+    "orders_sent": pl.Int64,  # decided after this session's close
+    "orders_rejected": pl.Int64,
+    "orders_held_back": pl.Int64,
+    "kill_switch_engaged": pl.Boolean,  # as of this session's close
+}
+POSITIONS_SCHEMA = {
+    "session": pl.Date,
+    "symbol": pl.String,
+    "quantity": pl.Float64,
+    "avg_entry_price": pl.Float64,
+    "market_price": pl.Float64,
+}
+FILLS_SCHEMA = {
+    "session": pl.Date,
+    "client_order_id": pl.String,
+    "symbol": pl.String,
+    "side": pl.String,
+    "purpose": pl.String,
+    "quantity": pl.Float64,
+    "price": pl.Float64,
+    "commission": pl.Float64,
+}
+
+
+class BacktestError(ValueError):
+    """Inputs or a config the backtest cannot reproduce the daily loop from."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BacktestConfig:
+    """The strategy as the daily loop runs it, plus the venue's execution rules.
+
+    `min_order_value` and `var_lookback` are the construction limits' own, as in the daily
+    loop (`StrategyResource` feeds both from one setting). `strategy` names the client order
+    ids, which the stop planner compares; it changes no figure.
+    """
+
+    strategy: str = "daily_ml"
+    construction: ConstructionConfig = field(default_factory=ConstructionConfig)
+    stop_policy: StopPolicy = field(default_factory=StopPolicy)
+    kill_switch: KillSwitchRules = field(default_factory=KillSwitchRules)
+    flatten_on_kill_switch: bool = False
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    initial_cash: float = 100_000.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not isinstance(self.strategy, str) or not self.strategy:
+            problems.append("strategy must be a non-empty name (it keys the order ids)")
+        if isinstance(self.initial_cash, bool) or not isinstance(self.initial_cash, (int, float)) \
+                or not math.isfinite(self.initial_cash) or self.initial_cash <= 0:
+            problems.append(f"initial_cash must be a positive amount, got {self.initial_cash!r}")
+        if self.construction.allow_fractional and not self.execution.allow_fractional:
+            problems.append("construction.allow_fractional is on but the venue trades whole shares "
+                            "only (execution.allow_fractional is off): every fractional order "
+                            "would be rejected; turn both on or both off")
+        if self.construction.mode is Mode.LONG_SHORT and not self.execution.allow_short:
+            problems.append("a long_short book needs execution.allow_short: the venue would "
+                            "reject every short sale")
+        if problems:
+            raise BacktestError("invalid BacktestConfig: " + "; ".join(problems))
+
+    @property
+    def var_lookback(self) -> int:
+        return self.construction.limits.var_lookback
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    daily: pl.DataFrame  # DAILY_SCHEMA plus daily_pnl, daily_return, peak_equity, drawdown
+    positions: pl.DataFrame  # POSITIONS_SCHEMA: holdings at each session's close
+    fills: pl.DataFrame  # FILLS_SCHEMA
+    summary: dict[str, float]
+    first_session: date
+    last_session: date
+    notes: tuple[str, ...]
+
+
+def run_backtest(scores: pl.DataFrame, bars: pl.DataFrame,
+                 config: BacktestConfig = BacktestConfig()) -> BacktestResult:
+    """Trade `scores` (session, symbol, score; decided at each session's close) on `bars`
+    (BAR_SCHEMA) as the daily loop would, from the first to the last scored session.
+
+    The scored sessions must be consecutive XNYS sessions, each with bars, and the bars must
+    reach `var_lookback` sessions before the first one (the daily loop's VaR window).
+    """
+    scores, bars = _checked_inputs(scores, bars, config)
+    sessions = scores["session"].unique().sort().to_list()
+    bars_by_session = {key[0]: frame for key, frame in
+                       bars.filter(pl.col("session").is_in(sessions)).partition_by(
+                           "session", as_dict=True, maintain_order=True).items()}
+    scores_by_session = {key[0]: frame.select("symbol", "score") for key, frame in
+                         scores.partition_by("session", as_dict=True, maintain_order=True).items()}
+    returns = _Returns(bars)
+
+    venue = _Venue(config.execution, config.initial_cash)
+    venue.start(sessions[0], _bars(bars_by_session[sessions[0]]))
+    daily: list[dict] = []
+    position_rows: list[dict] = []
+    fill_rows: list[dict] = []
+    notes: list[str] = []
+    history: list[tuple[date, float]] = []
+    engaged = False
+    for index, session in enumerate(sessions):
+        fills: list[FillReport] = []
+        if index:
+            fills = venue.advance(session, _bars(bars_by_session[session]))
+        figures = venue.account()
+        previous_equity = history[-1][1] if history else figures.equity
+        history.append((session, figures.equity))
+        decided = _Decided()
+        if index < len(sessions) - 1:
+            decided = _decide(session, venue, figures, scores_by_session[session],
+                              bars_by_session[session].select("symbol", "close"),
+                              returns.window(session, config.var_lookback),
+                              config, engaged)
+            notes.extend(decided.notes)
+        breach = evaluate_kill_switch(pl.DataFrame(history, schema=["session", "equity"], orient="row"),
+                                      config.kill_switch)
+        if breach.engage and not engaged:
+            engaged = True
+            notes.append(f"{session}: kill switch engaged: {'; '.join(breach.reasons)}")
+        fill_rows += [_fill_row(session, fill, venue.purposes) for fill in fills]
+        position_rows += venue.position_rows(session)
+        daily.append(_daily_row(session, figures, fills, previous_equity, venue, decided, engaged))
+    daily_frame = _with_curve(pl.DataFrame(daily, schema=DAILY_SCHEMA),
+                              config.initial_cash)
+    return BacktestResult(
+        daily=daily_frame,
+        positions=pl.DataFrame(position_rows, schema=POSITIONS_SCHEMA),
+        fills=pl.DataFrame(fill_rows, schema=FILLS_SCHEMA),
+        summary=summarise(daily_frame),
+        first_session=sessions[0],
+        last_session=sessions[-1],
+        notes=tuple(notes),
+    )
+
+
+def summarise(daily: pl.DataFrame) -> dict[str, float]:
+    """Annualised figures from a daily frame with equity, daily_return, drawdown, turnover and
+    commission. The first session is the starting point (nothing has traded yet), so the
+    return and turnover statistics use the sessions after it."""
+    after_start = daily.slice(1)
+    returns = after_start["daily_return"]
+    mean = float(returns.mean()) if returns.len() else 0.0
+    std = float(returns.std()) if returns.len() > 1 else 0.0
+    initial = float(daily["equity"][0]) if daily.height else math.nan
+    final = float(daily["equity"][-1]) if daily.height else math.nan
+    return {
+        "sessions": float(daily.height),
+        "daily_return_mean": mean,
+        "daily_return_std": std,
+        "annualised_return": mean * SESSIONS_PER_YEAR,
+        "annualised_volatility": std * math.sqrt(SESSIONS_PER_YEAR),
+        "sharpe": mean / std * math.sqrt(SESSIONS_PER_YEAR) if std > 0 else 0.0,
+        "max_drawdown": float(daily["drawdown"].min()) if daily.height else 0.0,  # <= 0
+        "total_return": final / initial - 1.0 if initial > 0 else math.nan,
+        "final_equity": final,
+        "annualised_turnover": (float(after_start["turnover"].mean()) * SESSIONS_PER_YEAR
+                                if after_start.height else 0.0),
+        "total_commission": float(daily["commission"].sum()),
+        "stop_fills": float(daily["stop_fills"].sum()),
+        "kill_switch_sessions": float(daily["kill_switch_engaged"].sum()),
+    }
+
+
+# -- one session's decisions, as services/trading.py makes them ---------------------------
+
+
+@dataclass
+class _Decided:
+    sent: int = 0
+    rejected: int = 0
+    held_back: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _decide(session: date, venue: _Venue, figures: AccountFigures, scores: pl.DataFrame,
+            closes: pl.DataFrame, returns: pl.DataFrame, config: BacktestConfig,
+            engaged: bool) -> _Decided:
+    """build_target, then submit_rebalance: cancel stale stops, send the rebalance, place stops."""
+    limits = config.construction.limits
+    held = venue.held()
+    try:
+        target = build_target(session, scores, closes, returns, figures.equity,
+                              config.construction, held).frame
+    except (PortfolioInputError, RiskLimitBreach) as error:
+        raise BacktestError(f"session {session}: the daily loop could not build a target, so "
+                            f"the backtest cannot say what it would hold: {error}") from error
+    if engaged and config.flatten_on_kill_switch:
+        target = target.clear()
+    prices = dict(closes.iter_rows())
+    intents = rebalance_orders(session, config.strategy, target, held, prices,
+                               limits.min_order_value, figures.buying_power)
+    failures = [c.detail for c in check_orders(intents, prices, figures.buying_power, limits, held)
+                if not c.passed]
+    decided = _Decided(notes=[f"{session}: order-path check failed: {f}" for f in failures])
+    plan = plan_stops(session, config.strategy, held, venue.entry_prices(),
+                      working_stops_from(venue.open_reports()), config.stop_policy,
+                      rebalance_orders=intents)
+    blocked = unconfirmed_cancels([venue.cancel(cid) for cid in plan.cancel])
+    intents = [i for i in intents if not (i.side is Side.SELL and i.symbol in blocked)]
+    for intent in [*intents, *plan.place]:
+        if (engaged or failures) and not reduces_exposure(intent, held):
+            decided.held_back += 1
+            continue
+        order = venue.submit(intent)
+        decided.sent += 1
+        decided.rejected += order.status is OrderStatus.REJECTED
+    return decided
+
+
+# -- the simulated venue, in memory ------------------------------------------------------
+
+
+class _Venue:
+    """The paper simulator's state (cash, positions, orders, last closes, clock) kept in memory
+    and changed only by the shared venue rules, as `PaperSimulator` changes its tables."""
+
+    def __init__(self, execution: ExecutionConfig, initial_cash: float):
+        self.execution = execution
+        self.cash = float(initial_cash)
+        self.positions: dict[str, Position] = {}
+        self.open_orders: dict[str, SimOrder] = {}  # by client order id, in submission order
+        self.known_ids: set[str] = set()
+        self.purposes: dict[str, str] = {}
+        self.marks: dict[str, tuple[date, float]] = {}
+        self.clock: date | None = None
+        self.order_count = 0
+
+    def start(self, session: date, bars: dict[str, Bar]) -> None:
+        self._mark(session, bars)
+
+    def advance(self, session: date, bars: dict[str, Bar]) -> list[FillReport]:
+        outcome = process_session(session, bars, list(self.open_orders.values()), self.cash,
+                                  dict(sorted(self.positions.items())), self.execution)
+        for order in outcome.orders:
+            if order.status.is_open:
+                self.open_orders[order.client_order_id] = order
+            else:
+                self.open_orders.pop(order.client_order_id, None)
+        for symbol, position in outcome.positions.items():
+            if position.quantity == 0:
+                self.positions.pop(symbol, None)
+            else:
+                self.positions[symbol] = position
+        self.cash = outcome.cash
+        self._mark(session, bars)
+        return outcome.fills
+
+    def _mark(self, session: date, bars: dict[str, Bar]) -> None:
+        self.marks.update({symbol: (session, bar.close) for symbol, bar in bars.items()})
+        self.clock = session
+
+    def account(self) -> AccountFigures:
+        return account_figures(self.cash, self.positions, self.closes(),
+                               list(self.open_orders.values()), self.execution)
+
+    def closes(self) -> dict[str, float]:
+        return {symbol: close for symbol, (_, close) in self.marks.items()}
+
+    def held(self) -> dict[str, float]:
+        return {s: p.quantity for s, p in sorted(self.positions.items()) if p.quantity != 0}
+
+    def entry_prices(self) -> dict[str, float]:
+        return {s: p.avg_entry_price for s, p in sorted(self.positions.items()) if p.quantity != 0}
+
+    def open_reports(self):
+        return [order.report() for order in self.open_orders.values()]
+
+    def submit(self, intent: OrderIntent) -> SimOrder:
+        if intent.client_order_id in self.known_ids:
+            raise BacktestError(f"order id {intent.client_order_id} used twice: the daily loop "
+                                "would not send it again, and the backtest cannot tell which won")
+        self.order_count += 1
+        order = accept_order(intent, number=self.order_count, account=ACCOUNT, clock=self.clock,
+                             marks=self.marks, cash=self.cash, positions=self.positions,
+                             open_orders=list(self.open_orders.values()), config=self.execution)
+        self.known_ids.add(intent.client_order_id)
+        self.purposes[intent.client_order_id] = str(intent.purpose)
+        if order.status.is_open:
+            self.open_orders[order.client_order_id] = order
+        return order
+
+    def cancel(self, client_order_id: str):
+        order = cancel_order(self.open_orders.pop(client_order_id), self.clock)
+        return order.report()
+
+    def position_rows(self, session: date) -> list[dict]:
+        closes = self.closes()
+        return [{"session": session, "symbol": s, "quantity": p.quantity,
+                 "avg_entry_price": p.avg_entry_price, "market_price": closes.get(s)}
+                for s, p in sorted(self.positions.items()) if p.quantity != 0]
+
+
+# -- inputs and outputs ------------------------------------------------------------------
+
+
+def _checked_inputs(scores: pl.DataFrame, bars: pl.DataFrame,
+                    config: BacktestConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
+    missing = [c for c in ("session", "symbol", "score") if c not in scores.columns]
+    if missing:
+        hint = " (rename `prediction` to `score`)" if "prediction" in scores.columns else ""
+        raise BacktestError(f"scores lack the columns {missing}{hint}: pass session, symbol, score")
+    if scores.is_empty():
+        raise BacktestError("scores are empty: nothing to backtest")
+    missing = [c for c in BAR_SCHEMA if c not in bars.columns]
+    if missing:
+        raise BacktestError(f"bars lack the columns {missing}: pass the BAR_SCHEMA frame "
+                            f"({', '.join(BAR_SCHEMA)})")
+    scores = scores.select(pl.col("session").cast(pl.Date), pl.col("symbol").cast(pl.String),
+                           pl.col("score").cast(pl.Float64)).sort("session", "symbol")
+    bars = bars.select(pl.col(c).cast(t) for c, t in BAR_SCHEMA.items()).sort("session", "symbol")
+    sessions = scores["session"].unique().sort().to_list()
+    gaps = sorted(set(sessions_between(sessions[0], sessions[-1])) - set(sessions))
+    if gaps:
+        shown = ", ".join(str(s) for s in gaps[:5]) + (" ..." if len(gaps) > 5 else "")
+        raise BacktestError(f"scores skip {len(gaps)} sessions between {sessions[0]} and "
+                            f"{sessions[-1]} ({shown}): the daily loop cannot run a session "
+                            "without predictions; pass scores for every session of the window")
+    unpriced = sorted(set(sessions) - set(bars["session"].unique().to_list()))
+    if unpriced:
+        raise BacktestError(f"no bars for the scored sessions {[str(s) for s in unpriced[:5]]}: "
+                            "load the bars of every session of the window")
+    window_start = sessions_back(sessions[0], config.var_lookback + 1)[0]
+    if bars["session"].min() > window_start:
+        raise BacktestError(
+            f"bars start on {bars['session'].min()}, but the first scored session "
+            f"{sessions[0]} needs bars from {window_start} ({config.var_lookback} sessions of "
+            "returns for VaR, as in the daily loop): load more history or start the scores later")
+    used = bars.filter(pl.col("session").is_in(sessions))
+    prices = ("open", "high", "low", "close")
+    bad = used.filter(pl.any_horizontal(
+        *(pl.col(c).is_null() | ~pl.col(c).is_finite() | (pl.col(c) <= 0) for c in prices),
+        pl.col("volume").is_null() | ~pl.col("volume").is_finite() | (pl.col("volume") < 0)))
+    if bad.height:
+        first = bad.row(0, named=True)
+        raise BacktestError(f"{bad.height} bars of the window are unusable, e.g. {first['symbol']} "
+                            f"on {first['session']}: prices must be positive and volume zero or more")
+    return scores, bars
+
+
+def _bars(frame: pl.DataFrame) -> dict[str, Bar]:
+    return {symbol: Bar(*numbers) for symbol, *numbers in
+            frame.select("symbol", "open", "high", "low", "close", "volume").iter_rows()}
+
+
+class _Returns:
+    """Adjusted-close returns for every session's VaR window, pivoted once.
+
+    `window(D)` holds exactly what `services.trading.returns_history` reads from the warehouse
+    for D (the returns of the `lookback` sessions to D, each on the symbol's previous bar
+    within the window, null when that bar is older), but wide: one column a symbol, the form
+    `build_target` also accepts. Pivoting once instead of in every VaR call is what makes
+    500 symbols affordable.
+    """
+
+    def __init__(self, bars: pl.DataFrame):
+        self.long = bars.sort("symbol", "session").select(
+            "session", "symbol",
+            (pl.col("adj_close") / pl.col("adj_close").shift(1).over("symbol") - 1).alias("return"),
+            pl.col("session").shift(1).over("symbol").alias("previous_session"))
+        self.wide = self.long.pivot(on="symbol", index="session", values="return").sort("session")
+
+    def window(self, session: date, lookback: int) -> pl.DataFrame:
+        start = sessions_back(session, lookback + 1)[0]
+        in_window = (pl.col("session") > start) & (pl.col("session") <= session)
+        wide = self.wide.filter(in_window)
+        # a symbol's first bar in the window whose previous bar is older (a gap in its bars):
+        # the daily loop's window has no bar to measure that return from
+        stale = self.long.filter(in_window & (pl.col("previous_session") < start))
+        if stale.height:
+            wide = wide.with_columns(
+                pl.when(pl.col("session").is_in(group["session"].implode())).then(None)
+                .otherwise(pl.col(symbol)).alias(symbol)
+                for (symbol,), group in stale.group_by("symbol"))
+        return wide
+
+
+def _fill_row(session: date, fill: FillReport, purposes: Mapping[str, str]) -> dict:
+    return {"session": session, "client_order_id": fill.client_order_id, "symbol": fill.symbol,
+            "side": str(fill.side), "purpose": purposes.get(fill.client_order_id),
+            "quantity": fill.quantity, "price": fill.price, "commission": fill.commission}
+
+
+def _daily_row(session: date, figures: AccountFigures, fills: list[FillReport],
+               previous_equity: float, venue: _Venue, decided: _Decided, engaged: bool) -> dict:
+    closes = venue.closes()
+    gross = sum(abs(p.quantity * closes.get(s, p.avg_entry_price)) for s, p in venue.positions.items())
+    traded = sum(f.quantity * f.price for f in fills)
+    return {
+        "session": session, "equity": figures.equity, "cash": figures.cash,
+        "market_value": figures.market_value,
+        "gross_exposure": gross / figures.equity if figures.equity > 0 else math.nan,
+        "positions": len(venue.held()), "traded_value": traded,
+        "turnover": traded / previous_equity if previous_equity > 0 else math.nan,
+        "commission": sum(f.commission for f in fills), "fills": len(fills),
+        "stop_fills": sum(venue.purposes.get(f.client_order_id) == OrderPurpose.STOP_LOSS
+                          for f in fills),
+        "orders_sent": decided.sent, "orders_rejected": decided.rejected,
+        "orders_held_back": decided.held_back, "kill_switch_engaged": engaged,
+    }
+
+
+def _with_curve(daily: pl.DataFrame, initial_cash: float) -> pl.DataFrame:
+    """The daily frame with the performance asset's own P&L, return and drawdown columns."""
+    curve = perf.equity_curve(daily.select("session", "equity"), initial_cash)
+    return daily.join(curve.drop("equity"), on="session", how="left", maintain_order="left")

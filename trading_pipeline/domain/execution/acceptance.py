@@ -1,0 +1,170 @@
+"""What the simulated venue accepts, and what an account is worth: pure functions.
+
+Why an order would be refused returns a reason or None. Buying power is cash minus what
+working buy orders reserve. A buy reserves the worst price it can be expected to pay: its limit
+for limit and stop-limit orders; otherwise the last close (or the stop it triggers at, when
+that is higher) plus slippage; and its commission. A gap beyond slippage can still take cash
+slightly below zero, as at a real broker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import date
+
+from trading_pipeline.domain.execution import fills as fill_rules
+from trading_pipeline.domain.execution.config import ExecutionConfig
+from trading_pipeline.domain.execution.venue import Position, SimOrder, close_utc
+from trading_pipeline.domain.orders import OrderIntent, OrderStatus, OrderType, Side
+
+
+def worst_buy_price(order: OrderIntent | SimOrder, close: float, config: ExecutionConfig) -> float:
+    """The highest price per share a buy is expected to pay, for reserving cash."""
+    if order.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+        return float(order.limit_price)  # a limit order never pays more than its limit
+    trigger = close
+    if order.order_type is OrderType.STOP:
+        trigger = max(close, float(order.stop_price))
+    elif order.order_type is OrderType.TRAILING_STOP:
+        trigger = fill_rules.trailing_stop_level(Side.BUY, close, order.trail_percent, order.trail_amount)
+    return fill_rules.slipped(trigger, Side.BUY, config.slippage_bps)
+
+
+def cash_needed(quantity: float, price: float, config: ExecutionConfig) -> float:
+    return quantity * price + fill_rules.commission(config, quantity, price)
+
+
+def reserved_by_working_buys(open_orders: list[SimOrder], closes: dict[str, float],
+                             config: ExecutionConfig) -> float:
+    total = 0.0
+    for order in open_orders:
+        if order.side is Side.BUY and order.remaining > 0:
+            close = closes.get(order.symbol, order.avg_fill_price or 0.0)
+            total += cash_needed(order.remaining, worst_buy_price(order, close, config), config)
+    return total
+
+
+def shares_in_working_sells(open_orders: list[SimOrder], symbol: str) -> float:
+    return sum(o.remaining for o in open_orders if o.side is Side.SELL and o.symbol == symbol)
+
+
+def rejection_reason(
+    intent: OrderIntent,
+    *,
+    closes_now: dict[str, float],
+    all_closes: dict[str, float],
+    cash: float,
+    positions: dict[str, Position],
+    open_orders: list[SimOrder],
+    config: ExecutionConfig,
+) -> str | None:
+    """Why `intent` is refused, or None when it is accepted.
+
+    `closes_now` holds the symbols traded in the last processed session; `all_closes` the last
+    known close of every symbol ever seen (for valuing older working orders).
+    """
+    symbol, quantity = intent.symbol, intent.quantity
+    if not quantity > 0:  # OrderIntent refuses these already; a broker checks anyway
+        return f"quantity must be positive, got {quantity}"
+    if not config.allow_fractional and quantity != int(quantity):
+        return (f"fractional quantity {quantity:g} of {symbol}: this account trades whole shares "
+                "only (allow_fractional is off)")
+    close = closes_now.get(symbol)
+    if close is None:
+        return f"unknown symbol {symbol}: it had no bar in the last session the simulator processed"
+
+    needs_cash_for = quantity if intent.side is Side.BUY else 0.0
+    if intent.side is Side.SELL:
+        position = positions.get(symbol)
+        held = position.quantity if position else 0.0
+        committed = shares_in_working_sells(open_orders, symbol)
+        available = max(held - committed, 0.0)
+        if quantity > available + 1e-9:
+            if not config.allow_short:
+                return (f"cannot sell {quantity:g} {symbol}: {held:g} held, {committed:g} already in "
+                        f"working sell orders, so {available:g} can be sold; short selling is not "
+                        "allowed in this account")
+            needs_cash_for = quantity - available  # a short is margined like a purchase
+
+    if needs_cash_for > 0:
+        price = worst_buy_price(intent, close, config) if intent.side is Side.BUY else \
+            fill_rules.slipped(close, Side.BUY, config.slippage_bps)
+        needed = cash_needed(needs_cash_for, price, config)
+        reserved = reserved_by_working_buys(open_orders, all_closes, config)
+        available_cash = cash - reserved
+        if needed > available_cash + 1e-9:
+            return (f"insufficient buying power: {intent.side} {needs_cash_for:g} {symbol} needs about "
+                    f"${needed:,.2f} (${price:,.2f} a share with slippage, plus commission) but "
+                    f"${max(available_cash, 0.0):,.2f} is available (cash ${cash:,.2f} minus "
+                    f"${reserved:,.2f} reserved by working buy orders)")
+    return None
+
+
+def accept_order(
+    intent: OrderIntent,
+    *,
+    number: int,
+    account: str,
+    clock: date,
+    marks: Mapping[str, tuple[date, float]],
+    cash: float,
+    positions: dict[str, Position],
+    open_orders: list[SimOrder],
+    config: ExecutionConfig,
+) -> SimOrder:
+    """The venue's order for `intent`, submitted while the clock is at `clock`: working (NEW)
+    or REJECTED with the reason. `number` is the account's next order number; `marks` holds
+    each symbol's last known close with the session it is from."""
+    reason = rejection_reason(
+        intent,
+        closes_now={s: close for s, (day, close) in marks.items() if day == clock},
+        all_closes={s: close for s, (_, close) in marks.items()},
+        cash=cash, positions=positions, open_orders=open_orders, config=config,
+    )
+    now = close_utc(clock)
+    trailing = intent.order_type is OrderType.TRAILING_STOP
+    return SimOrder(
+        client_order_id=intent.client_order_id,
+        broker_order_id=f"{account}-{number:06d}",
+        seq=number, symbol=intent.symbol, side=intent.side, quantity=float(intent.quantity),
+        order_type=intent.order_type, time_in_force=intent.time_in_force,
+        limit_price=intent.limit_price, stop_price=intent.stop_price,
+        trail_percent=intent.trail_percent, trail_amount=intent.trail_amount,
+        status=OrderStatus.REJECTED if reason else OrderStatus.NEW,
+        filled_quantity=0.0, avg_fill_price=None, reason=reason, created_session=clock,
+        triggered=False,
+        # a trailing stop starts from the last close: the best price while it existed
+        trail_reference=marks[intent.symbol][1] if trailing and not reason else None,
+        submitted_at=now, updated_at=now,
+    )
+
+
+def cancel_order(order: SimOrder, clock: date | None) -> SimOrder:
+    """`order` after a cancel request: finished orders stay as they ended."""
+    if not order.status.is_open:
+        return order
+    return replace(order, status=OrderStatus.CANCELED, reason="canceled by request",
+                   updated_at=close_utc(clock) if clock else order.updated_at)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountFigures:
+    cash: float
+    equity: float  # cash + positions at their last known close
+    buying_power: float  # cash minus what working buys reserve, never below zero
+    market_value: float
+    reserved_by_open_buys: float
+
+
+def account_figures(cash: float, positions: Mapping[str, Position], closes: Mapping[str, float],
+                    open_orders: list[SimOrder], config: ExecutionConfig) -> AccountFigures:
+    """The account valued at `closes` (each symbol's last known close; a symbol never priced
+    is valued at its entry price). Positions are summed in symbol order, so the figure is the
+    same float however the caller keeps them."""
+    market_value = sum(positions[s].quantity * closes.get(s, positions[s].avg_entry_price)
+                       for s in sorted(positions))
+    reserved = reserved_by_working_buys(open_orders, dict(closes), config)
+    return AccountFigures(cash=cash, equity=cash + market_value,
+                          buying_power=max(cash - reserved, 0.0), market_value=market_value,
+                          reserved_by_open_buys=reserved)

@@ -1,0 +1,74 @@
+"""Each session: the account's track record against the backtest of the same sessions.
+
+The shadow backtest trades the predictions the daily loop actually used, from the track
+record's first session and its equity, with the strategy's modelled costs. It is recomputed
+each session (a few seconds for a year of 50 symbols), so a rollback or a re-run is reflected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import polars as pl
+
+from trading_pipeline.domain.backtest import BacktestResult
+from trading_pipeline.domain.monitor import (
+    MonitorCheck,
+    MonitorThresholds,
+    breaches,
+    checks_frame,
+    evaluate_track_record,
+)
+from trading_pipeline.services import backtest
+from trading_pipeline.storage.ledger import Ledger
+
+MONITOR_TABLE = "monitor_checks"
+
+
+@dataclass(frozen=True)
+class MonitorReport:
+    session: date
+    checks: list[MonitorCheck]
+    track: pl.DataFrame  # session, equity
+    shadow: pl.DataFrame  # session, equity of the backtest over the same sessions
+    model_version: str | None
+    version_max_drawdown: float
+
+    @property
+    def breached(self) -> list[MonitorCheck]:
+        return breaches(self.checks)
+
+
+def shadow_backtest(ledger: Ledger, track: pl.DataFrame, strategy) -> BacktestResult:
+    """The backtest of the predictions used on the track record's sessions."""
+    warehouse = ledger.warehouse
+    first, last = track["session"][0], track["session"][-1]
+    scores = warehouse.query("select session, symbol, score from predictions where session between ? and ?",
+                             [first, last])
+    missing = sorted(set(track["session"]) - set(scores["session"]))
+    if missing:
+        raise RuntimeError(f"no predictions stored for {len(missing)} sessions of the track record "
+                           f"(first {missing[0]}): the shadow backtest cannot be run")
+    return backtest.backtest_scores(warehouse, scores, strategy, execution=strategy.execution(),
+                                    initial_cash=float(track["equity"][0]))
+
+
+def monitor_session(ledger: Ledger, broker_name: str, session: date, strategy,
+                    thresholds: MonitorThresholds) -> MonitorReport:
+    track = ledger.account_history(broker_name, session).select("session", "equity")
+    if track.is_empty():
+        raise RuntimeError(f"no account snapshot up to {session}: materialise reconciled_positions first")
+    shadow = shadow_backtest(ledger, track, strategy).daily.select("session", "equity")
+    track = track.filter(pl.col("session") >= shadow["session"][0])
+    version = ledger.warehouse.scalar("select any_value(model_version) from predictions where session = ?",
+                                      [session])
+    try:
+        version_drawdown = float(backtest.expectation(ledger.warehouse, version)["max_drawdown"])
+    except backtest.ExpectationNotFound:
+        version_drawdown = 0.0  # the shadow's own drawdown still bounds the track's
+    checks = evaluate_track_record(track, shadow, version_drawdown, thresholds)
+    frame = checks_frame(checks).with_columns(pl.lit(session).alias("session"),
+                                              pl.lit(version).alias("model_version"))
+    ledger.warehouse.replace_partition(MONITOR_TABLE, session, frame)
+    return MonitorReport(session, checks, track, shadow, version, version_drawdown)
