@@ -26,6 +26,13 @@ class OrderNotFound(BrokerError):
     """The broker does not know this client order id."""
 
 
+def account_key(venue: str, mode: str | None = None) -> str:
+    """The name an account's rows carry in the ledger. A venue with a paper and a live account
+    names both ("alpaca-paper", "alpaca-live"): one warehouse keeps the paper track record and
+    the live ledger apart, so going live never reconciles the live account against paper fills."""
+    return f"{venue}-{mode}" if mode else venue
+
+
 @runtime_checkable
 class Broker(Protocol):
     """What the daily loop needs from a venue.
@@ -36,7 +43,7 @@ class Broker(Protocol):
     `BrokerUnavailable` after bounded retries.
     """
 
-    name: str
+    name: str  # the account's key in the ledger: see `account_key`
 
     def submit(self, intent: OrderIntent) -> OrderStatusReport: ...
 

@@ -16,7 +16,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from trading_pipeline.alerts import Alert, AlertDispatcher, DeliveryReport, EmailChannel, WebhookChannel
-from trading_pipeline.brokers.base import Broker
+from trading_pipeline.brokers.base import Broker, account_key
 from trading_pipeline.storage.ledger import Ledger
 from trading_pipeline.storage.warehouse import Warehouse
 
@@ -208,8 +208,10 @@ class BrokerResource(dg.ConfigurableResource):
         for name, value in super().__repr_args__():
             yield name, ("***" if name in self._SECRET_FIELDS and value else value)
 
-    # The adapter's `name`, which keys its rows in the ledger.
-    venue: ClassVar[str] = ""
+    @property
+    def venue(self) -> str:
+        """The adapter's `name`, which keys the account's rows in the ledger (`account_key`)."""
+        raise NotImplementedError
 
     def open(self, warehouse: Warehouse, market, session: date) -> Broker:
         """A broker client whose view of the market reaches `session`."""
@@ -228,7 +230,9 @@ class BrokerResource(dg.ConfigurableResource):
 class SimulatorBrokerResource(BrokerResource):
     """The built-in paper simulator: fills on the bars after each order, state in the warehouse."""
 
-    venue: ClassVar[str] = "simulator"
+    @property
+    def venue(self) -> str:
+        return account_key("simulator")  # one local account
 
     initial_cash: float = 100_000.0
     slippage_bps: float = 5.0
@@ -254,14 +258,16 @@ class SimulatorBrokerResource(BrokerResource):
 class AlpacaBrokerResource(BrokerResource):
     """Alpaca through alpaca-py; paper or live endpoint by TRADING_ENV."""
 
-    venue: ClassVar[str] = "alpaca"
-
     _SECRET_FIELDS: ClassVar[frozenset[str]] = frozenset({"api_key_id", "api_secret_key"})
 
     api_key_id: str  # EnvVar("APCA_API_KEY_ID")
     api_secret_key: str  # EnvVar("APCA_API_SECRET_KEY")
     paper: bool = True
     base_url: str | None = None  # APCA_API_BASE_URL, optional override
+
+    @property
+    def venue(self) -> str:
+        return account_key("alpaca", "paper" if self.paper else "live")
 
     def open(self, warehouse: Warehouse, market, session: date) -> Broker:
         from trading_pipeline.brokers.alpaca import AlpacaBroker, AlpacaConfig
@@ -273,8 +279,6 @@ class AlpacaBrokerResource(BrokerResource):
 class IbkrBrokerResource(BrokerResource):
     """Interactive Brokers through ib_insync, talking to TWS or IB Gateway."""
 
-    venue: ClassVar[str] = "ibkr"
-
     _SECRET_FIELDS: ClassVar[frozenset[str]] = frozenset({"account"})
 
     trading_env: str
@@ -283,6 +287,10 @@ class IbkrBrokerResource(BrokerResource):
     client_id: str | None = None
     gateway: str | None = None
     account: str | None = None  # EnvVar("IBKR_ACCOUNT") when set: kept out of the UI
+
+    @property
+    def venue(self) -> str:
+        return account_key("ibkr", self.trading_env)
 
     def open(self, warehouse: Warehouse, market, session: date) -> Broker:
         from trading_pipeline.brokers.ibkr import IbkrBroker, IbkrConfig
@@ -295,7 +303,9 @@ class IbkrBrokerResource(BrokerResource):
 class RobinhoodBrokerResource(BrokerResource):
     """Robinhood through robin_stocks (live only), logging in with a TOTP code from pyotp."""
 
-    venue: ClassVar[str] = "robinhood"
+    @property
+    def venue(self) -> str:
+        return account_key("robinhood")  # live only: one account
 
     _SECRET_FIELDS: ClassVar[frozenset[str]] = frozenset({"username", "password", "totp_secret"})
 

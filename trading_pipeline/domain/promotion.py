@@ -64,7 +64,8 @@ def evaluate_promotion(evidence: PromotionEvidence, gates: PromotionGates) -> Pr
     }
     rejections, reviews = [], []
     if not checks["time"]:
-        reviews.append(f"only {evidence.sessions} of {gates.min_sessions} sessions on record")
+        reviews.append(f"only {evidence.sessions} of the {gates.min_sessions} sessions needed have been "
+                       "traded on this model version's predictions at this stage's account")
     if not checks["reconciliation"]:
         rejections.append(f"{evidence.reconciliation_breaks} reconciliation breaks in the window")
     if not checks["risk"]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import polars as pl
+
 from trading_pipeline.domain import performance as perf
 from trading_pipeline.domain.promotion import (
     Decision,
@@ -28,9 +30,31 @@ class PromotionOutcome:
     waiting_for: str | None  # what a human still has to do before the next stage trades
 
 
-def gather_evidence(ledger: Ledger, sessions: int, model_version: str | None) -> PromotionEvidence:
+def version_track_record(ledger: Ledger, venue: str, model_version: str) -> pl.DataFrame:
+    """session, equity of the account at `venue` over `model_version`'s current tenure: the
+    newest unbroken run of sessions whose predictions that version made. An approval is for a
+    version, so it rests on that version's own sessions, never on a predecessor's."""
     warehouse = ledger.warehouse
-    window = warehouse.query("select session, equity from ledger_account order by session").tail(sessions)
+    if not warehouse.table_exists("predictions"):
+        return pl.DataFrame(schema={"session": pl.Date, "equity": pl.Float64})
+    days = warehouse.query(
+        """select a.session, a.equity, p.model_version
+           from ledger_account a
+           left join (select session, any_value(model_version) model_version
+                      from predictions group by session) p using (session)
+           where a.broker = ? order by a.session""", [venue])
+    other = days.with_row_index().filter(pl.col("model_version").fill_null("") != model_version)
+    since = int(other["index"].max()) + 1 if other.height else 0
+    return days.slice(since).select("session", "equity")
+
+
+def gather_evidence(ledger: Ledger, venue: str, sessions: int, model_version: str | None) -> PromotionEvidence:
+    """The last `sessions` sessions of `model_version`'s tenure at `venue` (fewer when the tenure
+    is shorter) and what happened in them."""
+    warehouse = ledger.warehouse
+    if model_version is None:
+        return PromotionEvidence(0, 0.0, 0.0, 0, 0, 0)
+    window = version_track_record(ledger, venue, model_version).tail(sessions)
     if window.is_empty():
         return PromotionEvidence(0, 0.0, 0.0, 0, 0, 0)
     first, last = window["session"][0], window["session"][-1]
@@ -49,7 +73,7 @@ def gather_evidence(ledger: Ledger, sessions: int, model_version: str | None) ->
             f"select detail from {MONITOR_TABLE} where breached and session = "
             f"(select max(session) from {MONITOR_TABLE} where session <= ?) order by \"check\"", [last])["detail"])
     try:
-        expected_sharpe = float(backtest.expectation(warehouse, model_version)["sharpe"]) if model_version else None
+        expected_sharpe = float(backtest.expectation(warehouse, model_version)["sharpe"])
     except backtest.ExpectationNotFound:
         expected_sharpe = None
     return PromotionEvidence(
@@ -64,13 +88,15 @@ def gather_evidence(ledger: Ledger, sessions: int, model_version: str | None) ->
     )
 
 
-def evaluate_and_record(ledger: Ledger, strategy: str, model_version: str | None,
+def evaluate_and_record(ledger: Ledger, strategy: str, venue: str, model_version: str | None,
                         gates: PromotionGates, stage_from: str, live_enabled: bool,
                         last_key: str | None) -> PromotionOutcome | None:
-    """Decide once per new session on record; None when nothing new happened."""
+    """Decide once per new session on record at `venue` (the account of `stage_from`); None
+    when nothing new happened."""
     stage_to = next_stage(stage_from)
-    evidence = gather_evidence(ledger, gates.min_sessions, model_version)
-    last_session = ledger.warehouse.scalar("select max(session) from ledger_account")
+    evidence = gather_evidence(ledger, venue, gates.min_sessions, model_version)
+    last_session = ledger.warehouse.scalar("select max(session) from ledger_account where broker = ?",
+                                           [venue])
     key = f"{last_session}:{evidence.sessions}:{model_version}"
     if key == last_key:
         return None

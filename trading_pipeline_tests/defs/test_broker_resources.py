@@ -32,14 +32,27 @@ def test_resource_reprs_mask_credentials():
     assert "paper=True" in repr(alpaca)
 
 
-def test_each_resource_names_its_adapter_as_the_ledger_does():
-    from trading_pipeline.brokers.alpaca.broker import AlpacaBroker
-    from trading_pipeline.brokers.ibkr.broker import IbkrBroker
+def test_each_resource_names_its_adapter_as_the_ledger_does(tmp_path):
+    from trading_pipeline.brokers.alpaca import AlpacaBroker, AlpacaConfig
+    from trading_pipeline.brokers.ibkr import IbkrBroker, IbkrConfig
     from trading_pipeline.brokers.robinhood.broker import RobinhoodBroker
     from trading_pipeline.brokers.simulator import PaperSimulator
     from trading_pipeline.defs.resources import IbkrBrokerResource, SimulatorBrokerResource
+    from trading_pipeline.storage.warehouse import Warehouse
 
-    pairs = [(SimulatorBrokerResource, PaperSimulator), (AlpacaBrokerResource, AlpacaBroker),
-             (IbkrBrokerResource, IbkrBroker), (RobinhoodBrokerResource, RobinhoodBroker)]
+    simulator = PaperSimulator(Warehouse(tmp_path / "w.duckdb"), lambda s: None)
+    pairs = [(SimulatorBrokerResource(), simulator),
+             (RobinhoodBrokerResource(username="u", password="p", totp_secret="t", session_dir="x"),
+              RobinhoodBroker)]
+    for paper in (True, False):
+        pairs.append((AlpacaBrokerResource(api_key_id=KEY, api_secret_key=SECRET, paper=paper),
+                      AlpacaBroker(AlpacaConfig.from_values(KEY, SECRET, paper=paper), client=object())))
+    for env in ("paper", "live"):
+        pairs.append((IbkrBrokerResource(trading_env=env),
+                      IbkrBroker(IbkrConfig.from_values(trading_env=env))))
     for resource, adapter in pairs:
         assert resource.venue == adapter.name
+    # a paper and a live account at one venue never share ledger rows
+    names = [resource.venue for resource, _ in pairs]
+    assert len(set(names)) == len(names) == 6
+    assert {"alpaca-paper", "alpaca-live", "ibkr-paper", "ibkr-live"} <= set(names)

@@ -41,7 +41,7 @@ def test_daily_loop_on_alpaca_paper_by_environment_only(tmp_path, monkeypatch, c
             events = [e for e in instance.all_logs(result.run_id) if e.user_message]
     wh = Warehouse(settings.resolved_warehouse_path)
     sent = wh.query("select * from ledger_orders where session = ?", [D1])
-    assert sent.height > 0 and set(sent["broker"]) == {"alpaca"}
+    assert sent.height > 0 and set(sent["broker"]) == {"alpaca-paper"}
     assert all(fake.orders_with_client_id(cid) == 1 for cid in sent["client_order_id"])
     assert wh.scalar("select count(*) from ledger_fills") >= sent.height
     assert wh.scalar("select count(*) from reconciliation_breaks") == 0

@@ -59,7 +59,7 @@ def paper_run(trained, name: str, slippage_bps: float):
     venue = PaperSimulator(warehouse, lambda s: market.bars([s]), SimulatorConfig(slippage_bps=slippage_bps))
     replay = replay_daily_loop(warehouse, venue, PAPER, STRATEGY, ledger)
     report = monitor_session(ledger, venue.name, PAPER[-1], STRATEGY, STRATEGY.monitor_thresholds())
-    outcome = evaluate_and_record(ledger, STRATEGY.strategy, trained["version"],
+    outcome = evaluate_and_record(ledger, STRATEGY.strategy, venue.name, trained["version"],
                                   PromotionGates(min_sessions=20), stage_from="paper",
                                   live_enabled=False, last_key=None)
     return replay, report, outcome, ledger

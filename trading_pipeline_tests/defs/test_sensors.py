@@ -78,31 +78,36 @@ def test_drift_rollback_sensor_rolls_back_once_and_reruns_the_session(two_versio
     assert isinstance(result, dg.SkipReason) and registry.champion_version() == "1"
 
 
+def account_day(resources, session, equity, version, venue="simulator"):
+    """A session at `venue` traded on `version`'s predictions, as the daily loop records it."""
+    wh = resources["warehouse"].warehouse
+    wh.execute("insert into ledger_account values (?, ?, 0, ?, 0, now())", [session, venue, equity])
+    wh.replace_partition("predictions", session, pl.DataFrame(
+        {"session": [session], "symbol": ["S0"], "score": [0.0], "model_version": [version]}))
+
+
 def test_promotion_sensor_records_needs_review_then_approved(two_versions):
     ledger = two_versions["warehouse"].ledger
     wh = ledger.warehouse
+    champion = two_versions["model_store"].registry().champion_version()
     sessions = sessions_between(date(2024, 2, 1), date(2024, 3, 15))[:25]
     wh.execute("delete from ledger_account")
     for i, session in enumerate(sessions[:5]):
-        wh.execute("insert into ledger_account values (?, 'simulator', 0, ?, 0, now())",
-                   [session, 100_000 + 100 * i])
+        account_day(two_versions, session, 100_000 + 100 * i, champion)
     result, cursor = evaluate(paper_to_live_promotion_sensor, two_versions)
     assert ledger.latest_promotion("daily_ml")["decision"] == "needs_review"
     for i, session in enumerate(sessions[5:], start=5):
-        wh.execute("insert into ledger_account values (?, 'simulator', 0, ?, 0, now())",
-                   [session, 100_000 + 100 * i])
+        account_day(two_versions, session, 100_000 + 100 * i, champion)
     result, cursor = evaluate(paper_to_live_promotion_sensor, two_versions, cursor)
     decision = ledger.latest_promotion("daily_ml")
     assert decision["decision"] == "needs_review"
     assert "no backtest on record" in decision["reasons"] or "expects no profit" in decision["reasons"]
 
     # with a backtest on record that expects a profit, the same track record is approved
-    champion = two_versions["model_store"].registry().champion_version()
     wh.execute("delete from backtest_summary where model_version = ?", [champion])
     wh.execute("insert into backtest_summary (model_version, sharpe, max_drawdown) values (?, 1.2, -0.05)",
                [champion])
-    wh.execute("insert into ledger_account values (?, 'simulator', 0, ?, 0, now())",
-               [sessions[-1] + timedelta(days=7), 100_000 + 100 * len(sessions)])
+    account_day(two_versions, sessions[-1] + timedelta(days=7), 100_000 + 100 * len(sessions), champion)
     result, cursor = evaluate(paper_to_live_promotion_sensor, two_versions, cursor)
     decision = ledger.latest_promotion("daily_ml")
     assert decision["decision"] == "approved" and decision["stage_to"] == "paper"
@@ -113,6 +118,29 @@ def test_promotion_sensor_records_needs_review_then_approved(two_versions):
     count = wh.scalar("select count(*) from promotion_decisions")
     evaluate(paper_to_live_promotion_sensor, two_versions, cursor)  # nothing new: no new record
     assert wh.scalar("select count(*) from promotion_decisions") == count
+
+
+def test_promotion_counts_only_the_versions_own_sessions_at_the_stages_account(two_versions):
+    """A predecessor's sessions, or another account's, never earn a version its approval."""
+    ledger = two_versions["warehouse"].ledger
+    wh = ledger.warehouse
+    champion = two_versions["model_store"].registry().champion_version()
+    wh.execute("delete from ledger_account")
+    wh.execute("delete from backtest_summary where model_version = ?", [champion])
+    wh.execute("insert into backtest_summary (model_version, sharpe, max_drawdown) values (?, 1.2, -0.05)",
+               [champion])
+    sessions = sessions_between(date(2024, 4, 1), date(2024, 6, 28))
+    other = "2" if champion == "1" else "1"
+    for i, session in enumerate(sessions[:30]):  # 30 clean sessions of the other version
+        account_day(two_versions, session, 100_000 + 50 * i, other)
+    for i, session in enumerate(sessions[30:35]):  # then 5 of the champion's own
+        account_day(two_versions, session, 101_500 + 50 * i, champion)
+    for session in sessions[35:60]:  # and 25 at a broker's paper account, another stage's
+        wh.execute("insert into ledger_account values (?, 'alpaca-paper', 0, 100000, 0, now())", [session])
+    evaluate(paper_to_live_promotion_sensor, two_versions)
+    decision = ledger.latest_promotion("daily_ml")
+    assert decision["decision"] == "needs_review" and decision["sessions_evaluated"] == 5
+    assert "only 5 of the 20 sessions needed" in decision["reasons"]
 
 
 def test_auto_rollback_off_raises_an_alert_and_moves_nothing(two_versions):

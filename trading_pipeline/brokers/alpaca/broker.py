@@ -19,7 +19,7 @@ from trading_pipeline.brokers.alpaca.http import (
     is_transient,
     is_unreadable,
 )
-from trading_pipeline.brokers.base import BrokerError, OrderNotFound
+from trading_pipeline.brokers.base import BrokerError, OrderNotFound, account_key
 from trading_pipeline.brokers.retry import call_with_retries
 from trading_pipeline.brokers.secrets import scrub
 from trading_pipeline.domain.orders import (
@@ -51,8 +51,6 @@ class AlpacaBroker:
     Alpaca also refuses a second order with the same id, which the adapter treats the same way.
     """
 
-    name = "alpaca"
-
     def __init__(
         self,
         config: AlpacaConfig,
@@ -64,6 +62,10 @@ class AlpacaBroker:
         self._sleep = sleep
         self._client = client if client is not None else build_client(config)
         self._client_ids: dict[str, str] = {}  # Alpaca order id -> our client order id
+
+    @property
+    def name(self) -> str:
+        return account_key("alpaca", "paper" if self.config.paper else "live")
 
     def __repr__(self) -> str:
         return f"AlpacaBroker(endpoint={self.endpoint!r}, paper={self.config.paper})"

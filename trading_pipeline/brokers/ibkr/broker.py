@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from trading_pipeline.brokers.base import BrokerError, OrderNotFound
+from trading_pipeline.brokers.base import BrokerError, OrderNotFound, account_key
 from trading_pipeline.brokers.ibkr import translate
 from trading_pipeline.brokers.ibkr.config import IbkrConfig
 from trading_pipeline.brokers.ibkr.session import IbkrSession
@@ -39,11 +39,13 @@ class IbkrBroker:
     asks TWS for open and completed orders whose `orderRef` is that id.
     """
 
-    name = "ibkr"
-
     def __init__(self, config: IbkrConfig, *, sleep: Callable[[float], None] = time.sleep):
         self.config = config
         self._session = IbkrSession(config, sleep=sleep)
+
+    @property
+    def name(self) -> str:
+        return account_key("ibkr", self.config.mode)
 
     def __repr__(self) -> str:
         c = self.config

@@ -7,6 +7,7 @@ from trading_pipeline.alerts import Alert, AlertKind, Severity
 from trading_pipeline.defs.metadata import markdown_table
 from trading_pipeline.defs.resources import (
     AlertsResource,
+    BrokerResource,
     ModelStoreResource,
     StrategyResource,
     WarehouseResource,
@@ -25,11 +26,11 @@ SEVERITY = {Decision.APPROVED: Severity.WARNING, Decision.REJECTED: Severity.WAR
            "show it on the `performance` asset. Live also needs the human key.")
 def paper_to_live_promotion_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource,
                                    model_store: ModelStoreResource, strategy: StrategyResource,
-                                   alerts: AlertsResource):
+                                   broker: BrokerResource, alerts: AlertsResource):
     if strategy.trading_env == "live":
         return dg.SkipReason("already live: nothing to promote to")
     outcome = evaluate_and_record(
-        warehouse.ledger, strategy.strategy, model_store.registry().champion_version(),
+        warehouse.ledger, strategy.strategy, broker.venue, model_store.registry().champion_version(),
         PromotionGates(min_sessions=strategy.promotion_min_sessions), stage_from=strategy.trading_env,
         live_enabled=strategy.live_enabled, last_key=context.cursor)
     if outcome is None:
