@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 
 import duckdb
 
-from trading_pipeline.domain.execution.venue import Position, SimOrder  # also re-exported
+from trading_pipeline.domain.execution.venue import Position, SimOrder
 from trading_pipeline.domain.orders import FillReport, OrderStatus, OrderType, Side, TimeInForce
 from trading_pipeline.storage.warehouse import Warehouse
 

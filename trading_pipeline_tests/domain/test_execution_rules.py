@@ -1,5 +1,6 @@
-"""The simulator's pure fill rules, checked by hand, and the session engine's invariants
-(in memory, so hypothesis can try many markets quickly)."""
+"""The simulated venue's pure fill rules (shared by the paper simulator and the backtest),
+checked by hand, and the session engine's invariants (in memory, so hypothesis can try many
+markets quickly)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from trading_pipeline.brokers.simulator import CommissionModel, SimulatorConfig
-from trading_pipeline.brokers.simulator.matching import (
+from trading_pipeline.domain.execution.fills import (
     Bar,
     Match,
     WorkingOrder,
@@ -23,8 +24,8 @@ from trading_pipeline.brokers.simulator.matching import (
     tradable_quantity,
     trailing_stop_step,
 )
-from trading_pipeline.brokers.simulator.session import apply_fill, process_session
-from trading_pipeline.brokers.simulator.store import Position, SimOrder
+from trading_pipeline.domain.execution.session import apply_fill, process_session
+from trading_pipeline.domain.execution.venue import Position, SimOrder
 from trading_pipeline.domain.calendar import sessions_between
 from trading_pipeline.domain.orders import OrderStatus, OrderType, Side, TimeInForce
 
