@@ -29,10 +29,10 @@ def equity_against_backtest_png(track: pl.DataFrame, shadow: pl.DataFrame, title
         locator = mdates.AutoDateLocator(maxticks=8)
         axis.xaxis.set_major_locator(locator)
         axis.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-        figure.tight_layout()
         buffer = io.BytesIO()
         with warnings.catch_warnings():  # a few sessions: the locator says it falls back, harmlessly
             warnings.simplefilter("ignore", UserWarning)
+            figure.tight_layout()
             figure.savefig(buffer, format="png")
         return buffer.getvalue()
     finally:
