@@ -28,16 +28,22 @@ if TYPE_CHECKING:
     import lightgbm as lgb
     from sklearn.pipeline import Pipeline
 
+# Boosted stumps with extra-trees: daily cross-sectional returns are mostly noise, and deeper
+# trees fit it. Chosen on synthetic markets of seeds 1-3, then checked on seeds 7, 11 and 23
+# (50 and 100 symbols, 500-session window): out-of-sample mean rank IC 0.058 against 0.035 for
+# 15-leaf trees (the Ridge baseline: 0.058), in the same training time.
 DEFAULT_LGBM_PARAMS: dict[str, Any] = {
     "objective": "regression",
-    "n_estimators": 150,
+    "n_estimators": 300,
     "learning_rate": 0.05,
-    "num_leaves": 15,
-    "min_child_samples": 100,
+    "num_leaves": 2,
+    "max_depth": 1,
+    "min_child_samples": 300,
     "subsample": 0.8,
     "subsample_freq": 1,
-    "colsample_bytree": 0.8,
-    "reg_lambda": 1.0,
+    "colsample_bytree": 0.5,
+    "reg_lambda": 10.0,
+    "extra_trees": True,
     # Reproducibility: same data, params and seed give the same trees on any run.
     "deterministic": True,
     "force_row_wise": True,
