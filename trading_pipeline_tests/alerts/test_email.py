@@ -24,7 +24,7 @@ from trading_pipeline_tests.alerts.receivers import (
 # logins without TLS are fine on loopback; the STARTTLS test covers the encrypted path
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 
-PASSWORD = "Sm7pPassw0rd!"
+PASSWORD = "FAKE-SMTP-PASSWORD-0001"  # the local test server's, not a real one
 
 
 def kill_switch_alert() -> Alert:
