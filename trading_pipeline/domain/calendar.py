@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, time
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -81,3 +82,12 @@ def holidays_between(start: date, end: date) -> list[date]:
 
 
 AFTER_CLOSE = time(18, 15)
+
+
+def trailing_unbroken(days: Sequence[date]) -> list[date]:
+    """The newest run of `days` (sorted, distinct sessions) that skips no session: after a
+    missed session what was held through it is unknown, so a comparison starts again."""
+    start = len(days) - 1
+    while start > 0 and next_session(days[start - 1]) == days[start]:
+        start -= 1
+    return list(days[max(start, 0):])

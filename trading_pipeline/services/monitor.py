@@ -1,4 +1,5 @@
-"""Each session: the account's track record against the backtest of the same sessions.
+"""Each session: the account's track record against the backtest of the same sessions (the newest
+stretch without a missed session).
 
 The shadow backtest trades the predictions the daily loop actually used, from the track
 record's first session and its equity, with the strategy's modelled costs. It is recomputed
@@ -13,6 +14,7 @@ from datetime import date
 import polars as pl
 
 from trading_pipeline.domain.backtest import BacktestResult
+from trading_pipeline.domain.calendar import trailing_unbroken
 from trading_pipeline.domain.monitor import (
     MonitorCheck,
     MonitorThresholds,
@@ -59,6 +61,15 @@ def monitor_session(ledger: Ledger, broker_name: str, session: date, strategy,
     track = ledger.account_history(broker_name, session).select("session", "equity")
     if track.is_empty():
         raise RuntimeError(f"no account snapshot up to {session}: materialise reconciled_positions first")
+    predicted = set(ledger.warehouse.query(
+        "select distinct session from predictions where session between ? and ?",
+        [track["session"][0], session])["session"])
+    # The comparison covers the newest unbroken stretch of sessions the loop traded on stored
+    # predictions: across a missed session the backtest cannot know what was held.
+    stretch = trailing_unbroken([s for s in track["session"] if s in predicted])
+    if not stretch:
+        raise RuntimeError(f"no predictions stored for {session}: materialise predictions first")
+    track = track.filter(pl.col("session").is_between(stretch[0], stretch[-1]))
     shadow = shadow_backtest(ledger, track, strategy).daily.select("session", "equity")
     track = track.filter(pl.col("session") >= shadow["session"][0])
     version = ledger.warehouse.scalar("select any_value(model_version) from predictions where session = ?",
