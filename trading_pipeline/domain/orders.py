@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 
+# Share quantities closer than this are equal: fills and averages leave float dust behind.
+QUANTITY_EPSILON = 1e-9
+
 
 class Side(StrEnum):
     BUY = "buy"

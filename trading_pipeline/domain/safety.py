@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from trading_pipeline.domain.orders import OrderIntent, Side
-
-QUANTITY_EPSILON = 1e-9  # slack when deciding whether an order only shrinks a position
+from trading_pipeline.domain.orders import QUANTITY_EPSILON, OrderIntent, Side
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,6 +140,13 @@ def score_session(warehouse: Warehouse, registry: ModelRegistry, session: date) 
     return model.predict(features.select("session", "symbol", *FEATURE_COLUMNS))
 
 
+def version_used(warehouse: Warehouse, session: date) -> str | None:
+    """The model version whose scores the `predictions` asset stored for `session`, if any."""
+    if not warehouse.table_exists("predictions"):
+        return None
+    return warehouse.scalar("select any_value(model_version) from predictions where session = ?", [session])
+
+
 def rollback_champion(registry: ModelRegistry, ledger: Ledger, reason: str,
                       flagged: set[str] = frozenset(),
                       evidence: dict | None = None) -> tuple[str, str] | None:

@@ -23,6 +23,7 @@ from trading_pipeline.domain.monitor import (
     evaluate_track_record,
 )
 from trading_pipeline.services import backtest
+from trading_pipeline.services.modeling import version_used
 from trading_pipeline.storage.ledger import Ledger
 
 MONITOR_TABLE = "monitor_checks"
@@ -43,15 +44,12 @@ class MonitorReport:
 
 
 def shadow_backtest(ledger: Ledger, track: pl.DataFrame, strategy) -> BacktestResult:
-    """The backtest of the predictions used on the track record's sessions."""
+    """The backtest of the predictions used on the track record's sessions (a session without
+    them is refused by the backtest, naming it)."""
     warehouse = ledger.warehouse
     first, last = track["session"][0], track["session"][-1]
     scores = warehouse.query("select session, symbol, score from predictions where session between ? and ?",
                              [first, last])
-    missing = sorted(set(track["session"]) - set(scores["session"]))
-    if missing:
-        raise RuntimeError(f"no predictions stored for {len(missing)} sessions of the track record "
-                           f"(first {missing[0]}): the shadow backtest cannot be run")
     return backtest.backtest_scores(warehouse, scores, strategy, execution=strategy.execution(),
                                     initial_cash=float(track["equity"][0]))
 
@@ -72,8 +70,7 @@ def monitor_session(ledger: Ledger, broker_name: str, session: date, strategy,
     track = track.filter(pl.col("session").is_between(stretch[0], stretch[-1]))
     shadow = shadow_backtest(ledger, track, strategy).daily.select("session", "equity")
     track = track.filter(pl.col("session") >= shadow["session"][0])
-    version = ledger.warehouse.scalar("select any_value(model_version) from predictions where session = ?",
-                                      [session])
+    version = version_used(ledger.warehouse, session)
     try:
         version_drawdown = float(backtest.expectation(ledger.warehouse, version)["max_drawdown"])
     except backtest.ExpectationNotFound:

@@ -26,6 +26,7 @@ from trading_pipeline.domain.risk import (
     working_stops_from,
 )
 from trading_pipeline.domain.safety import SubmissionDecision, SubmissionKeys, may_submit, reduces_exposure
+from trading_pipeline.services.modeling import version_used
 from trading_pipeline.services.reconcile import Reconciliation, reconcile
 from trading_pipeline.services.submission import outcomes_frame, submit_intents
 from trading_pipeline.storage import market_store
@@ -168,9 +169,7 @@ def _order_path_failures(warehouse: Warehouse, session: date, target: pl.DataFra
 def _keys(ledger: Ledger, strategy, session: date) -> SubmissionKeys:
     engaged, _ = ledger.kill_switch_engaged()
     promotion = ledger.latest_promotion(strategy.strategy)
-    in_use = ledger.warehouse.scalar(
-        "select any_value(model_version) from predictions where session = ?", [session]) \
-        if ledger.warehouse.table_exists("predictions") else None
+    in_use = version_used(ledger.warehouse, session)
     return SubmissionKeys(
         trading_env=strategy.trading_env,
         live_enabled=strategy.live_enabled,

@@ -15,9 +15,7 @@ from trading_pipeline.domain.execution.config import ExecutionConfig
 from trading_pipeline.domain.execution.fills import Bar, WorkingOrder
 from trading_pipeline.domain.execution.venue import Position, SimOrder
 from trading_pipeline.domain.calendar import session_close, session_open
-from trading_pipeline.domain.orders import FillReport, OrderStatus, Side, TimeInForce
-
-QUANTITY_EPSILON = 1e-9
+from trading_pipeline.domain.orders import QUANTITY_EPSILON, FillReport, OrderStatus, Side, TimeInForce
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from trading_pipeline.domain.orders import (
     OrderPurpose,
     OrderStatus,
     OrderStatusReport,
+    QUANTITY_EPSILON,
     OrderType,
     Side,
     TimeInForce,
@@ -42,8 +43,6 @@ from trading_pipeline.domain.orders import (
 )
 
 STOP_TYPES = (OrderType.STOP, OrderType.TRAILING_STOP)
-# Quantities are floats (fractional shares); differences below this are rounding, not trades.
-QUANTITY_EPSILON = 1e-9
 # Ids a single session may use for one symbol's stop before the planner gives up: far more
 # replacements than positions can change in one session.
 MAX_REPLACEMENTS_PER_SESSION = 100
