@@ -26,6 +26,13 @@ class OrderNotFound(BrokerError):
     """The broker does not know this client order id."""
 
 
+class OrderStateUnknown(BrokerError):
+    """The venue cannot say whether an order with this client order id exists (it keeps no
+    record old enough, or the connection dropped between send and answer). Never re-send on
+    this: the caller marks the intent `unknown`, stops sending for that symbol and raises a
+    reconciliation break for a person to decide."""
+
+
 def account_key(venue: str, mode: str | None = None) -> str:
     """The name an account's rows carry in the ledger. A venue with a paper and a live account
     names both ("alpaca-paper", "alpaca-live"): one warehouse keeps the paper track record and

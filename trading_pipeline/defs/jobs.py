@@ -47,7 +47,7 @@ def engage_kill_switch_and_cancel(context: dg.OpExecutionContext, config: Emerge
     from trading_pipeline.alerts import Alert, AlertKind, Severity
     from trading_pipeline.services.emergency import emergency_stop
 
-    warehouse.ledger.set_kill_switch(True, config.reason, actor=f"run {context.run_id}")
+    warehouse.ledger.set_kill_switch(broker.venue, True, config.reason, actor=f"run {context.run_id}")
     session = latest_completed_session()
     with broker.connected(warehouse.warehouse, market.market(), session) as client:
         summary = emergency_stop(client, warehouse.ledger, flatten=config.flatten, session=session)
@@ -68,8 +68,8 @@ class ClearKillSwitchConfig(dg.Config):
 
 @dg.op
 def clear_kill_switch(context: dg.OpExecutionContext, config: ClearKillSwitchConfig,
-                      warehouse: WarehouseResource) -> None:
-    warehouse.ledger.set_kill_switch(False, config.reason, actor=f"run {context.run_id}")
+                      warehouse: WarehouseResource, broker: BrokerResource) -> None:
+    warehouse.ledger.set_kill_switch(broker.venue, False, config.reason, actor=f"run {context.run_id}")
     context.log.info(f"kill switch cleared: {config.reason}")
 
 

@@ -213,12 +213,13 @@ class BrokerResource(dg.ConfigurableResource):
         """The adapter's `name`, which keys the account's rows in the ledger (`account_key`)."""
         raise NotImplementedError
 
-    def open(self, warehouse: Warehouse, market, session: date) -> Broker:
-        """A broker client whose view of the market reaches `session`."""
+    def open(self, warehouse: Warehouse, market, session: date | None) -> Broker:
+        """A broker client whose view of the market reaches `session`; None: the account as it
+        is now, without moving the paper simulator's clock (an emergency stop, an adoption)."""
         raise NotImplementedError
 
     @contextmanager
-    def connected(self, warehouse: Warehouse, market, session: date) -> Iterator[Broker]:
+    def connected(self, warehouse: Warehouse, market, session: date | None) -> Iterator[Broker]:
         """`open`, and close the client (sockets, threads, sessions) whatever happens."""
         client = self.open(warehouse, market, session)
         try:
@@ -240,7 +241,7 @@ class SimulatorBrokerResource(BrokerResource):
     commission_min: float = 1.0
     max_volume_participation: float = 0.1
 
-    def open(self, warehouse: Warehouse, market, session: date) -> Broker:
+    def open(self, warehouse: Warehouse, market, session: date | None) -> Broker:
         from trading_pipeline.brokers.simulator import PaperSimulator, SimulatorConfig
 
         config = SimulatorConfig(
@@ -251,7 +252,8 @@ class SimulatorBrokerResource(BrokerResource):
             max_volume_participation=self.max_volume_participation,
         )
         simulator = PaperSimulator(warehouse, lambda s: market.bars([s]), config)
-        simulator.advance_to(session)
+        if session is not None:
+            simulator.advance_to(session)
         return simulator
 
 
@@ -269,7 +271,7 @@ class AlpacaBrokerResource(BrokerResource):
     def venue(self) -> str:
         return account_key("alpaca", "paper" if self.paper else "live")
 
-    def open(self, warehouse: Warehouse, market, session: date) -> Broker:
+    def open(self, warehouse: Warehouse, market, session: date | None) -> Broker:
         from trading_pipeline.brokers.alpaca import AlpacaBroker, AlpacaConfig
 
         return AlpacaBroker(AlpacaConfig.from_values(
@@ -292,7 +294,7 @@ class IbkrBrokerResource(BrokerResource):
     def venue(self) -> str:
         return account_key("ibkr", self.trading_env)
 
-    def open(self, warehouse: Warehouse, market, session: date) -> Broker:
+    def open(self, warehouse: Warehouse, market, session: date | None) -> Broker:
         from trading_pipeline.brokers.ibkr import IbkrBroker, IbkrConfig
 
         return IbkrBroker(IbkrConfig.from_values(
@@ -314,7 +316,7 @@ class RobinhoodBrokerResource(BrokerResource):
     totp_secret: str  # EnvVar("ROBINHOOD_TOTP_SECRET")
     session_dir: str  # the token pickle and order map live here (mode 600), never in ~
 
-    def open(self, warehouse: Warehouse, market, session: date) -> Broker:
+    def open(self, warehouse: Warehouse, market, session: date | None) -> Broker:
         from trading_pipeline.brokers.robinhood import RobinhoodBroker, RobinhoodConfig
 
         return RobinhoodBroker(RobinhoodConfig.from_values(

@@ -107,7 +107,7 @@ def submit_rebalance(ledger: Ledger, broker: Broker, session: date, strategy) ->
     warehouse = ledger.warehouse
     positions = broker.positions()
     held = {p.symbol: p.quantity for p in positions}
-    keys = _keys(ledger, strategy, session)
+    keys = _keys(ledger, broker.name, strategy, session)
     recorded = ledger.intents_for_session(session, strategy.strategy)
     if recorded:
         # The session's decisions were made by an earlier run: a re-run never adds orders,
@@ -166,8 +166,8 @@ def _order_path_failures(warehouse: Warehouse, session: date, target: pl.DataFra
     return tuple(c.detail for c in checks if not c.passed)
 
 
-def _keys(ledger: Ledger, strategy, session: date) -> SubmissionKeys:
-    engaged, _ = ledger.kill_switch_engaged()
+def _keys(ledger: Ledger, broker_name: str, strategy, session: date) -> SubmissionKeys:
+    engaged, _ = ledger.kill_switch_engaged(broker_name)
     promotion = ledger.latest_promotion(strategy.strategy)
     in_use = version_used(ledger.warehouse, session)
     return SubmissionKeys(
@@ -209,11 +209,11 @@ def performance_through(ledger: Ledger, broker_name: str, session: date,
     curve = perf.equity_curve(history, initial)
     ledger.warehouse.replace_partition(PERFORMANCE, session, curve.filter(pl.col("session") == session))
     breach = evaluate_kill_switch(history.select("session", "equity"), strategy.kill_switch_rules())
-    engaged, reason = ledger.kill_switch_engaged()
+    engaged, reason = ledger.kill_switch_engaged(broker_name)
     newly = breach.engage and not engaged
     if newly:
         reason = "; ".join(breach.reasons)
-        ledger.set_kill_switch(True, reason, actor="risk monitor")
+        ledger.set_kill_switch(broker_name, True, reason, actor="risk monitor")
         ledger.record_risk_event(session, "kill_switch", reason)
         engaged = True
     return PerformanceResult(curve, initial, engaged, reason, newly)

@@ -192,20 +192,25 @@ class Ledger:
 
     # -- controls and audit ------------------------------------------------------
 
-    def kill_switch_engaged(self) -> tuple[bool, str | None]:
+    def kill_switch_engaged(self, account: str) -> tuple[bool, str | None]:
+        """The account's kill switch: its newest event decides (none: released)."""
         rows = self.warehouse.query(
-            "select engaged, reason from kill_switch_events order by recorded_at desc limit 1"
-        )
+            """select engaged, reason from kill_switch_events where account = ?
+               order by recorded_at desc limit 1""", [account])
         if rows.is_empty():
             return False, None
         return bool(rows["engaged"][0]), rows["reason"][0]
 
-    def set_kill_switch(self, engaged: bool, reason: str, actor: str) -> None:
+    def set_kill_switch(self, account: str, engaged: bool, reason: str, actor: str) -> None:
         if not reason.strip():
             raise ValueError("a reason is required to change the kill switch")
         self.warehouse.execute(
-            "insert into kill_switch_events values (?, ?, ?, ?)", [_now(), engaged, reason, actor]
-        )
+            "insert into kill_switch_events (recorded_at, engaged, reason, actor, account) "
+            "values (?, ?, ?, ?, ?)", [_now(), engaged, reason, actor, account])
+
+    def kill_switch_history(self, account: str) -> pl.DataFrame:
+        return self.warehouse.query(
+            "select * from kill_switch_events where account = ? order by recorded_at", [account])
 
     def record_risk_event(self, session: date | None, kind: str, detail: str, *,
                           symbol: str | None = None, value: float | None = None,

@@ -78,7 +78,8 @@ create table if not exists kill_switch_events (
     recorded_at timestamp not null,
     engaged boolean not null,
     reason varchar not null,
-    actor varchar not null
+    actor varchar not null,
+    account varchar not null  -- each account has its own switch (a replay never stops live)
 );
 create table if not exists promotion_decisions (
     recorded_at timestamp not null,
@@ -100,4 +101,6 @@ create table if not exists model_events (
     previous_version varchar,
     metrics varchar
 );
+-- warehouses made before the kill switch was per account
+alter table kill_switch_events add column if not exists account varchar;
 """

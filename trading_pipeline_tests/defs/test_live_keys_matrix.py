@@ -49,7 +49,7 @@ def submit_with(prepared, tmp_path, live_enabled, approved_version, kill_switch,
     if approved_version is not None:
         ledger.record_promotion("daily_ml", approved_version, "paper", "live", "approved", ["test"], 20)
     if kill_switch:
-        ledger.set_kill_switch(True, "test", actor="test")
+        ledger.set_kill_switch("simulator", True, "test", actor="test")
     broker = PaperSimulator(warehouse, lambda s: market.bars([s]), SimulatorConfig())
     broker.advance_to(SESSION)
     strategy = StrategyResource(trading_env="live", live_enabled=live_enabled, dry_run=dry_run, top_k=4)

@@ -72,7 +72,7 @@ def submitted_orders(
     outcomes = summary.outcomes
     if not summary.entries.send:
         context.log.warning(f"new entries for {session} not sent: {summary.entries.explanation}")
-    engaged, why = warehouse.ledger.kill_switch_engaged()
+    engaged, why = warehouse.ledger.kill_switch_engaged(broker.venue)
     return dg.MaterializeResult(metadata={
         "orders": outcomes.height,
         "sent_now": int(outcomes["sent_now"].sum()) if outcomes.height else 0,
