@@ -5,7 +5,7 @@ UV := .tools/bin/uv
 VENV_PY := .venv/bin/python
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 
-.PHONY: install demo test ui sessions summary clean-state
+.PHONY: install demo test ui sessions summary clean-state soak
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -36,6 +36,11 @@ sessions: install
 
 summary: install
 	$(VENV_PY) -m trading_pipeline.cli summary
+
+## Fault soak of every venue's adapter against its fake: make soak [FAULTS=1000] [SEED=1]
+soak: install
+	$(VENV_PY) -m trading_pipeline_tests.benchmarks.soak --venues ibkr,alpaca,robinhood \
+		--faults $${FAULTS:-1000} --seed $${SEED:-1}
 
 ## Forget every run, the warehouse and the models (keeps dagster_home/dagster.yaml).
 clean-state:
