@@ -2,20 +2,51 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from datetime import date, datetime, time
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import exchange_calendars as xcals
 import pandas as pd
 
 NEW_YORK = ZoneInfo("America/New_York")
+# The calendar starts here unless data reaches further back (`cover`): building it costs
+# about 0.25 s from 2000 and grows with the range, so it reaches back only as far as needed.
+DEFAULT_START = date(2000, 1, 3)
+# exchange_calendars' XNYS holiday rules reach back to the mid-1800s; data before this is
+# taken as a typo, not as history, so it cannot make the calendar build for minutes.
+EARLIEST_START = date(1850, 1, 2)
+
+_lock = threading.Lock()
+_built: list[xcals.ExchangeCalendar] = []  # the current calendar; replaced only by an earlier start
 
 
-@lru_cache(maxsize=1)
 def _calendar() -> xcals.ExchangeCalendar:
-    return xcals.get_calendar("XNYS", start="2000-01-03")
+    if not _built:
+        with _lock:
+            if not _built:
+                _built.append(xcals.get_calendar("XNYS", start=DEFAULT_START.isoformat()))
+    return _built[-1]
+
+
+def cover(first: date) -> None:
+    """Make the calendar reach back to `first` (never before EARLIEST_START): data decides how
+    far back sessions are known. The range only grows, so earlier answers stay true."""
+    first = max(first, EARLIEST_START)
+    if first >= _calendar().first_session.date():
+        return
+    with _lock:
+        if first < _built[-1].first_session.date():
+            # From the year's start, so data reaching a few days further back does not rebuild.
+            _built.append(xcals.get_calendar("XNYS", start=date(first.year, 1, 1).isoformat()))
+            del _built[:-1]
+
+
+def known_range() -> tuple[date, date]:
+    """The first and last session the calendar knows now (the last is about a year ahead)."""
+    cal = _calendar()
+    return cal.first_session.date(), cal.last_session.date()
 
 
 def is_session(day: date) -> bool:

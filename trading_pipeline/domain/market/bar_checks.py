@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
 
 import polars as pl
 
-from trading_pipeline.domain.calendar import sessions_between
+from trading_pipeline.domain.calendar import known_range, sessions_between
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 NUMBER_COLUMNS = (*PRICE_COLUMNS, "volume", "adj_close")
@@ -208,7 +207,5 @@ def _duplicate_check(suspects_only: bool) -> Check:
     )
 
 
-@lru_cache(maxsize=1)
 def _calendar_bounds() -> tuple[date, date]:
-    every = sessions_between(date(1900, 1, 1), date(2100, 1, 1))
-    return every[0], every[-1]
+    return known_range()  # not cached: the range grows to cover the data (calendar.cover)

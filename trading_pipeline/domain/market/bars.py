@@ -7,12 +7,14 @@ source has no adjusted prices.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Protocol, runtime_checkable
 
 import polars as pl
 
+from trading_pipeline.domain.calendar import cover
 from trading_pipeline.domain.market.bar_checks import canonical_columns, parse, raw, sort_and_check
 
 BAR_SCHEMA: dict[str, pl.DataType] = {
@@ -26,6 +28,8 @@ BAR_SCHEMA: dict[str, pl.DataType] = {
     "adj_close": pl.Float64(),
 }
 MAX_REPORTED_PROBLEMS = 10
+# Problems read to summarise them by kind; beyond this the summary counts a sample.
+MAX_SUMMARISED_PROBLEMS = 200_000
 
 
 @runtime_checkable
@@ -50,20 +54,64 @@ class MarketDataError(ValueError):
 
 
 class BarValidationError(MarketDataError):
-    """Bars that break the bar rules. `problems` lists each one as "where: what"."""
+    """Bars that break the bar rules. `problems` lists the first ones as "where: what";
+    `summary` says, per kind of problem, how many rows and files it touches."""
 
-    def __init__(self, source: str, problems: Sequence[str], total: int | None = None):
+    def __init__(self, source: str, problems: Sequence[str], total: int | None = None,
+                 summary: Sequence[str] = ()):
         self.source = source
         self.problems = list(problems)
         self.total = total if total is not None else len(self.problems)
+        self.summary = list(summary)
         shown = self.problems[:MAX_REPORTED_PROBLEMS]
         more = self.total - len(shown)
         lines = [f"invalid bars in {source} ({self.total} problem{'s' * (self.total != 1)}):"]
+        if self.summary:
+            lines += ["  by kind of problem:", *(f"  * {line}" for line in self.summary), "  first problems:"]
         lines += [f"  - {problem}" for problem in shown]
         if more > 0:
             lines.append(f"  ... and {more} more")
         lines.append("Fix the data (or remove the rows) and load it again; nothing was loaded.")
         super().__init__("\n".join(lines))
+
+
+# A problem reads "<where>: <what>"; <where> is "<file> line N" or "<file> row N" for files.
+_FILE_WHERE = re.compile(r"^(?P<file>.+) (?:line|row) \d+$")
+_VALUES = (
+    (re.compile(r" \(already on .*$"), ""),  # which earlier row a duplicate repeats
+    (re.compile(r"'[^']*'"), "'…'"),
+    (re.compile(r"\d{4}-\d{2}-\d{2}( \([A-Z][a-z]+day\))?"), "<date>"),
+    (re.compile(r"symbol \S+"), "symbol <symbol>"),
+    (re.compile(r"-?\d[\d.,e+-]*"), "<n>"),
+)
+
+
+def problem_kind(what: str) -> str:
+    """A problem's text with its values masked, so problems of one kind group together."""
+    for pattern, mask in _VALUES:
+        what = pattern.sub(mask, what)
+    return what
+
+
+def summarise_problems(problems: Sequence[str], limit: int = MAX_REPORTED_PROBLEMS) -> list[str]:
+    """One line per kind of problem (most rows first): how many rows and files it touches and
+    where it first occurs."""
+    kinds: dict[str, tuple[int, set[str], str]] = {}
+    for problem in problems:
+        where, _, what = problem.partition(": ")
+        file = _FILE_WHERE.match(where)
+        rows, files, first = kinds.get(problem_kind(what), (0, set(), problem))
+        if file:
+            files.add(file["file"])
+        kinds[problem_kind(what)] = (rows + 1, files, first)
+    ranked = sorted(kinds.items(), key=lambda item: -item[1][0])
+    lines = []
+    for kind, (rows, files, first) in ranked[:limit]:
+        in_files = f" in {len(files):,} file{'s' * (len(files) != 1)}" if files else ""
+        lines.append(f"{rows:,} row{'s' * (rows != 1)}{in_files}: {kind} (first: {first})")
+    if len(ranked) > limit:
+        lines.append(f"... and {len(ranked) - limit} more kinds")
+    return lines
 
 
 def empty_bars() -> pl.DataFrame:
@@ -125,9 +173,12 @@ def parse_bar_columns(frame: pl.DataFrame, source: str) -> pl.DataFrame:
 def check_parsed_bars(parsed: pl.DataFrame, source: str, label: pl.Expr) -> pl.DataFrame:
     """Parsed bars (possibly several inputs stacked) as a BAR_SCHEMA frame, or BarValidationError
     naming each bad row with `label` (an expression over the parsed frame's columns)."""
-    ordered, shown, total = sort_and_check(parsed, label, MAX_REPORTED_PROBLEMS)
+    first_day = parsed["session"].min()
+    if first_day is not None:
+        cover(first_day)  # the calendar reaches back as far as the data does
+    ordered, found, total = sort_and_check(parsed, label, MAX_SUMMARISED_PROBLEMS)
     if total:
-        raise BarValidationError(source, shown, total)
+        raise BarValidationError(source, found[:MAX_REPORTED_PROBLEMS], total, summarise_problems(found))
     close = pl.col("close")
     return ordered.select(
         *(c for c in BAR_SCHEMA if c != "adj_close"), pl.col("adj_close").fill_null(close)
