@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -31,6 +32,17 @@ class OrderStateUnknown(BrokerError):
     record old enough, or the connection dropped between send and answer). Never re-send on
     this: the caller marks the intent `unknown`, stops sending for that symbol and raises a
     reconciliation break for a person to decide."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableItem:
+    """One item of a venue's answer the adapter could not understand (an asset class or an
+    order state it does not know, a multi-leg order...). The rest of the answer is still
+    used; adapters list these in `unreadable_items` for reconciliation to raise as breaks."""
+
+    kind: str  # "position", "order", "fill"
+    key: str  # what names it at the venue: a symbol, an order id
+    reason: str
 
 
 def account_key(venue: str, mode: str | None = None) -> str:
