@@ -10,7 +10,7 @@ One round (one session, one fault):
   1. the venue's day rolls over (`end_of_day`), the venue trades what is open (`settle`),
      and the runner reconciles (order statuses, fills); then late events (corrections, late
      commission reports) arrive (`late_events`) and the runner reconciles again;
-  2. a few new intents are built and one fault is armed (`arm`), or the runner's own
+  2. a few new intents for the venue's new day are built and one fault is armed (`arm`), or the runner's own
      crash-between-send-and-ledger-write is planned;
   3. `submit_intents` runs; after any failure the runner calls `after_failure` and re-runs
      (a crash also drops the adapter and opens a new one, as a new process would), up to
@@ -115,8 +115,9 @@ class VenueHarness(Protocol):
     def late_events(self, rng: random.Random) -> None:
         """Events that arrive after the first reconcile: corrections, late commissions."""
 
-    def end_of_day(self) -> None:
-        """The venue's day rolls over (it may forget the day's orders and executions)."""
+    def end_of_day(self, today: date) -> None:
+        """The venue's day rolls over to `today` (it may forget the earlier days' orders and
+        executions). Intents sent afterwards carry `today` as their session."""
 
     def truth(self) -> VenueTruth:
         """Every order and execution the venue ever held, whatever its API still shows."""
@@ -197,12 +198,11 @@ def run_soak(harness: VenueHarness, *, faults: int, seed: int, max_attempts: int
         stack.callback(loop.close)
         kinds = list(harness.fault_kinds) + list(RUNNER_FAULTS)
         for round_no in range(faults):
-            session = FIRST_SESSION + timedelta(days=round_no)
             loop.new_day()
             fault = rng.choice(kinds)
             figures.faults += 1
             figures.faults_by_kind[fault] += 1
-            loop.submit_round(make_intents(session, harness.symbols, rng), fault)
+            loop.submit_round(make_intents(loop.today, harness.symbols, rng), fault)
             if progress is not None:
                 progress(round_no + 1)
         loop.new_day()
@@ -223,6 +223,7 @@ class _Loop:
         self.unknown: dict[str, str] = {}  # client order id -> the venue's explanation
         self.unresolved: dict[str, str] = {}  # client order id -> last error, attempts used up
         self.since = datetime(2000, 1, 1, tzinfo=UTC)
+        self.today = FIRST_SESSION - timedelta(days=1)  # the venue's day; sessions follow it
 
     def close(self) -> None:
         if self.broker is not None:
@@ -236,7 +237,8 @@ class _Loop:
         return self.broker
 
     def new_day(self) -> None:
-        self.harness.end_of_day()
+        self.today += timedelta(days=1)
+        self.harness.end_of_day(self.today)
         self.harness.settle(self.rng)
         self.reconcile()
         self.harness.late_events(self.rng)
@@ -309,7 +311,7 @@ class _Loop:
                     if report is not None:
                         self.ledger.record_status(report)
                 fills: list[FillReport] = broker.fills(self.since)
-                self.ledger.record_fills(fills, broker.name, date.today())
+                self.ledger.record_fills(fills, broker.name, self.today)
                 return
             except (BrokerError, ConnectionError, TimeoutError, OSError):
                 self.harness.after_failure("reconcile", RuntimeError("reconcile"), self.rng)
