@@ -134,7 +134,7 @@ def test_bad_scores_and_unpriced_or_short_history_symbols_are_skipped_and_never_
     notes = " | ".join(result.notes)
     assert "null/NaN/infinite score: S00, S01" in notes
     assert "no usable price: S03, ZZZ" in notes
-    assert "sessions of finite returns: S24" in notes
+    assert "a gap in the last 30 sessions of returns: S24 (29 of 30)" in notes
     orders = rebalance_orders(D, "s", result.frame, {}, {"S02": 10.0}, LOOSE.min_order_value)
     assert [o.symbol for o in orders] == ["S02"]
 
@@ -251,3 +251,58 @@ def test_target_and_its_orders_keep_every_limit(data, n, mode, weighting, top_k,
         else:
             assert now == pytest.approx(goal, abs=1e-9)
     event(f"buys cut to buying power: {cut}")
+
+
+# -- frozen symbols (quarantined data) and gaps ----------------------------------------------
+
+
+def test_a_frozen_symbol_gets_no_order_and_its_holding_is_kept_with_the_reason():
+    # S03 scores best and S05 is held: both frozen (a quarantined bar) -> neither trades.
+    preds, prices = frames({"S03": 9.0, "S01": 0.5, "S02": 0.4, "S05": 0.1},
+                           {"S03": 10.0, "S01": 10.0, "S02": 10.0, "S05": 20.0})
+    held = {"S05": 40.0, "S01": 10.0}
+    frozen = {"S03": "unit_error: close 1000 is 100x the last good close 10",
+              "S05": "stale: unchanged bar"}
+    config = ConstructionConfig(top_k=2, limits=LOOSE)
+    result = build_target(D, preds, prices, RETURNS, 10_000, config, held, frozen=frozen)
+    target = dict(zip(result.frame["symbol"].to_list(), result.frame["target_shares"].to_list()))
+    assert "S03" not in target  # never entered, though it scores best
+    assert target["S05"] == 40.0  # kept exactly
+    orders = rebalance_orders(D, "s", result.frame, held, dict(prices.iter_rows()), 0.0)
+    assert {o.symbol for o in orders}.isdisjoint(frozen)
+    assert {o.symbol for o in orders} == {"S01", "S02"}
+    notes = " | ".join(result.notes)
+    assert "S03 (not held): unit_error: close 1000" in notes and "S05 (held, kept): stale" in notes
+
+
+def test_without_frozen_the_same_inputs_would_trade_the_frozen_symbols():
+    preds, prices = frames({"S03": 9.0, "S01": 0.5, "S02": 0.4, "S05": 0.1},
+                           {"S03": 10.0, "S01": 10.0, "S02": 10.0, "S05": 20.0})
+    held = {"S05": 40.0, "S01": 10.0}
+    result = build_target(D, preds, prices, RETURNS, 10_000, ConstructionConfig(top_k=2, limits=LOOSE), held)
+    orders = rebalance_orders(D, "s", result.frame, held, dict(prices.iter_rows()), 0.0)
+    assert {"S03", "S05"} <= {o.symbol for o in orders}
+
+
+def test_a_frozen_holding_with_a_gap_in_its_returns_is_kept_and_its_var_counted():
+    # S24's return history has a gap (the quarantined session): it is kept, VaR proxied.
+    preds, prices = frames({"S01": 1.0, "S02": 0.5}, {"S01": 10.0, "S02": 10.0, "S24": 50.0})
+    held = {"S24": 20.0}
+    result = build_target(D, preds, prices, RETURNS, 10_000, ConstructionConfig(top_k=2, limits=LOOSE), held,
+                          frozen={"S24": "unexplained_move"})
+    assert dict(zip(result.frame["symbol"], result.frame["target_shares"]))["S24"] == 20.0
+    assert "S24" in result.var_figures.weights()
+    assert any("market's median return" in n and "S24 (29 of 30)" in n for n in result.notes)
+
+
+def test_a_gap_leaves_a_symbol_out_with_the_reason_and_never_fails_the_portfolio():
+    preds, prices = frames({"S24": 9.0, "S01": 0.5}, {"S24": 10.0, "S01": 10.0})
+    result = build_target(D, preds, prices, RETURNS, 10_000, ConstructionConfig(top_k=2, limits=LOOSE))
+    assert result.frame["symbol"].to_list() == ["S01"]
+    assert any("a gap in the last 30 sessions of returns: S24 (29 of 30)" in n for n in result.notes)
+
+
+def test_when_every_symbol_has_a_gap_the_error_names_each_symbols_count():
+    preds, prices = frames({"S24": 9.0}, {"S24": 10.0})
+    with pytest.raises(PortfolioInputError, match=r"S24 \(29 of 30\)"):
+        build_target(D, preds, prices, RETURNS, 10_000, ConstructionConfig(limits=LOOSE))

@@ -118,3 +118,22 @@ def test_empty_book_has_zero_risk():
     figures = compute_var({}, long_frame({"A": A}), 10_000, 0.95, 20)
     assert figures.positions.height == 0
     assert figures.portfolio_var == 0.0 and figures.max_position_var == 0.0
+
+
+def test_proxied_symbols_take_the_sessions_median_return_on_their_gaps():
+    from datetime import date as _date
+
+    from trading_pipeline.domain.risk.var import InsufficientHistory, compute_var as _var, history_counts
+
+    sessions = [_date(2024, 1, d) for d in range(2, 12)]
+    wide = pl.DataFrame({"session": sessions,
+                         "A": [0.01 * (i % 3 - 1) for i in range(10)],
+                         "B": [0.02 * (i % 2) - 0.01 for i in range(10)],
+                         "C": [None, 0.5] + [0.0] * 8})  # C: one gap
+    assert history_counts(wide, ["A", "C"], 10) == {"A": 10, "C": 9}
+    with pytest.raises(InsufficientHistory):
+        _var({"C": 0.1}, wide, 1000.0, 0.9, 10)
+    figures = _var({"C": 0.1}, wide, 1000.0, 0.9, 10, proxied=["C"])
+    filled = wide.with_columns(pl.when(pl.col("C").is_null()).then(
+        pl.concat_list("A", "B").list.median()).otherwise(pl.col("C")).alias("C"))
+    assert figures.portfolio_var == pytest.approx(_var({"C": 0.1}, filled, 1000.0, 0.9, 10).portfolio_var)

@@ -27,7 +27,7 @@ import polars as pl
 
 from trading_pipeline.domain.risk.limits import LimitCheck, RiskLimitBreach, RiskLimits, check_target, failed
 from trading_pipeline.domain.risk.sizing import size_within_var
-from trading_pipeline.domain.risk.var import VarFigures, compute_var, symbols_with_history
+from trading_pipeline.domain.risk.var import VarFigures, compute_var, history_counts
 
 class PortfolioInputError(ValueError):
     """Inputs the portfolio cannot be built from; no order may follow."""
@@ -97,11 +97,15 @@ def build_target(
     equity: float,
     config: ConstructionConfig | None = None,
     current_positions: Mapping[str, float] | None = None,
+    frozen: Mapping[str, str] | None = None,
 ) -> TargetResult:
     """The target for `session` (held from the next open), with its VaR figures and notes.
 
     `predictions`: symbol, score. `prices`: symbol, close. `returns`: session, symbol, return
     (or wide). `current_positions`: symbol -> shares held now (negative for short).
+    `frozen`: symbol -> reason (e.g. quarantined bad data): no order in that symbol this
+    session; a holding is kept exactly as it is (valued at its price in `prices`, which should
+    be its last good close), and the reason goes into the notes.
     Raises `PortfolioInputError` for unusable inputs and `RiskLimitBreach` if no target
     within every limit was found.
     """
@@ -113,40 +117,57 @@ def build_target(
     scores = _clean_scores(session, predictions, notes)
     price_map = _clean_prices(prices)
     current = {str(s): float(q) for s, q in (current_positions or {}).items() if q}
+    frozen = {str(s): str(why) for s, why in (frozen or {}).items()}
     unpriced_held = sorted(s for s in current if s not in price_map)
     if unpriced_held:
         raise PortfolioInputError(
             f"held symbols have no usable price for {session}: {', '.join(unpriced_held)}; "
-            "the book cannot be valued or rebalanced safely: load their prices first"
+            "the book cannot be valued or rebalanced safely: load their prices first "
+            "(a quarantined or missing symbol is valued at its last good close)"
         )
-    candidates = [s for s in scores if s in price_map]
-    skipped = sorted(set(scores) - set(candidates))
+    if frozen:
+        notes.append("frozen, no order this session: " + "; ".join(
+            f"{s} ({'held, kept' if s in current else 'not held'}): {why}" for s, why in sorted(frozen.items())))
+    held_frozen = {s: q for s, q in current.items() if s in frozen}
+    candidates = [s for s in scores if s in price_map and s not in frozen]
+    skipped = sorted(set(scores) - set(candidates) - set(frozen))
     if skipped:
         notes.append(f"skipped, no usable price: {', '.join(skipped)}")
     if not candidates:
         raise PortfolioInputError(f"none of the {len(scores)} predicted symbols has a usable price for {session}")
-    with_history = set(symbols_with_history(returns, sorted(set(candidates) | set(current)), limits.var_lookback))
+    history = history_counts(returns, sorted(set(candidates) | set(current)), limits.var_lookback)
+    with_history = {s for s, n in history.items() if n >= limits.var_lookback}
     short_history = sorted(set(candidates) - with_history)
     if short_history:
-        notes.append(f"skipped, fewer than {limits.var_lookback} sessions of finite returns: "
-                     f"{', '.join(short_history)}")
+        notes.append(f"left out, a gap in the last {limits.var_lookback} sessions of returns: "
+                     + ", ".join(f"{s} ({history[s]} of {limits.var_lookback})" for s in short_history))
     candidates = [s for s in candidates if s in with_history]
-    if not candidates:
+    # A frozen holding cannot be traded; where its history has gaps (the quarantined bars
+    # themselves), its VaR uses the market's median return of those sessions instead.
+    proxied = sorted(s for s in held_frozen if s not in with_history)
+    if proxied:
+        notes.append("VaR of frozen holdings with gaps uses the market's median return on the missing "
+                     "sessions: " + ", ".join(f"{s} ({history[s]} of {limits.var_lookback})" for s in proxied))
+    if not candidates and not held_frozen:
+        described = ", ".join(f"{s} ({n} of {limits.var_lookback})" for s, n in sorted(history.items())[:10])
         raise PortfolioInputError(
-            f"no priced symbol has {limits.var_lookback} sessions of returns to measure its VaR; "
-            "load more history or lower var_lookback"
+            f"no priced symbol has {limits.var_lookback} sessions of returns to measure its VaR "
+            f"(finite returns each has: {described or 'none'}); load more history, fill the gaps "
+            "or lower var_lookback"
         )
-    ideal = _ideal_weights({s: scores[s] for s in candidates}, config, notes)
+    ideal = _ideal_weights({s: scores[s] for s in candidates}, config, notes) if candidates else {}
     ideal, _, sizing_notes = size_within_var(ideal, returns, equity, limits,
                                              keep_dollar_neutral=config.mode is Mode.LONG_SHORT)
     notes.extend(sizing_notes)
-    keepable = {s for s in current if s in with_history}
+    keepable = {s for s in current if s in with_history and s not in frozen}
     use_band = config.no_trade_band > 0
     checks: list[LimitCheck] = []
     for _ in range(MAX_ATTEMPTS):
         shares = _shares(ideal, price_map, equity, current, keepable if use_band else set(), config)
+        shares.update(held_frozen)  # kept exactly: no order in a frozen symbol
         weights = {s: q * price_map[s] / equity for s, q in shares.items()}
-        figures = compute_var(weights, returns, equity, limits.var_confidence, limits.var_lookback)
+        figures = compute_var(weights, returns, equity, limits.var_confidence, limits.var_lookback,
+                              proxied=proxied)
         frame = _frame(session, shares, weights, scores, price_map, current, equity)
         checks = check_target(frame, equity, limits, figures)
         bad = failed(checks)

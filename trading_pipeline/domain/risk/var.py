@@ -19,7 +19,7 @@ Conventions (used everywhere in this package):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date
 from statistics import NormalDist
@@ -120,9 +120,13 @@ def wide_returns(returns: pl.DataFrame) -> pl.DataFrame:
 
 
 def return_window(
-    returns: pl.DataFrame, symbols: list[str], lookback: int
+    returns: pl.DataFrame, symbols: list[str], lookback: int, proxied: Collection[str] = ()
 ) -> tuple[np.ndarray, date | None, date | None]:
-    """The last `lookback` sessions of returns for `symbols`, as a (sessions x symbols) matrix."""
+    """The last `lookback` sessions of returns for `symbols`, as a (sessions x symbols) matrix.
+
+    A symbol in `proxied` may have gaps: each missing or non-finite return becomes the median
+    return of every symbol in the frame that session (0 where none has one). Used only for
+    holdings that cannot be traded this session, whose risk must still be counted."""
     if lookback < 2:
         raise ValueError(f"lookback must be at least 2 sessions, got {lookback}")
     wide = wide_returns(returns).tail(lookback)
@@ -134,6 +138,9 @@ def return_window(
             "load more history or lower var_lookback",
             tuple(symbols),
         )
+    proxied = [s for s in symbols if s in set(proxied)]
+    if proxied:
+        wide = _proxy_gaps(wide, proxied)
     short = incomplete_symbols(wide, symbols)
     if short:
         described = ", ".join(f"{s} ({n} of {lookback})" for s, n in short.items())
@@ -144,6 +151,28 @@ def return_window(
         )
     matrix = wide.select(symbols).to_numpy().astype(np.float64)
     return matrix, wide["session"][0], wide["session"][-1]
+
+
+def _proxy_gaps(wide: pl.DataFrame, symbols: list[str]) -> pl.DataFrame:
+    others = [c for c in wide.columns if c != "session"]
+    finite = [pl.when(pl.col(c).cast(pl.Float64).is_finite()).then(pl.col(c).cast(pl.Float64)) for c in others]
+    median = pl.concat_list(finite).list.drop_nulls().list.median().fill_null(0.0) if others else pl.lit(0.0)
+    filled = [
+        pl.when(pl.col(s).cast(pl.Float64).is_finite()).then(pl.col(s).cast(pl.Float64)).otherwise(median).alias(s)
+        if s in wide.columns else median.alias(s)
+        for s in symbols
+    ]
+    return wide.with_columns(filled)
+
+
+def history_counts(returns: pl.DataFrame, symbols: list[str], lookback: int) -> dict[str, int]:
+    """How many of the last `lookback` sessions hold a finite return, per symbol (0 when the
+    frame is shorter than `lookback`: no symbol has a full window then)."""
+    wide = wide_returns(returns).tail(lookback)
+    if wide.height < lookback:
+        return {s: 0 for s in symbols}
+    short = incomplete_symbols(wide, symbols)
+    return {s: short.get(s, lookback) for s in symbols}
 
 
 def incomplete_symbols(wide: pl.DataFrame, symbols: list[str]) -> dict[str, int]:
@@ -186,8 +215,10 @@ def compute_var(
     equity: float,
     confidence: float = 0.95,
     lookback: int = 252,
+    proxied: Collection[str] = (),
 ) -> VarFigures:
-    """Historical and parametric 1-day VaR and historical ES of `weights` (fractions of equity)."""
+    """Historical and parametric 1-day VaR and historical ES of `weights` (fractions of equity).
+    `proxied`: symbols whose gaps take the market's median return (see `return_window`)."""
     if not 0.5 < confidence < 1:
         raise ValueError(f"confidence must be in (0.5, 1), got {confidence}")
     if not (math.isfinite(equity) and equity > 0):
@@ -196,7 +227,7 @@ def compute_var(
     if bad:
         raise ValueError(f"weights must be finite numbers; got {bad}")
     held = sorted(s for s, w in weights.items() if w != 0)
-    matrix, first, last = return_window(returns, held, lookback)
+    matrix, first, last = return_window(returns, held, lookback, proxied)
     w = np.array([weights[s] for s in held], dtype=np.float64)
     if not held:
         empty = pl.DataFrame(schema=POSITION_COLUMNS)
