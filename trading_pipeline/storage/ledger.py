@@ -23,6 +23,7 @@ from trading_pipeline.domain.orders import (
     Side,
     TimeInForce,
 )
+from trading_pipeline.storage.kill_switch_file import KillSwitchEvent, KillSwitchStore
 from trading_pipeline.storage.warehouse import Warehouse
 
 OPEN_STATUSES = ("new", "partially_filled", "submitting")
@@ -193,24 +194,24 @@ class Ledger:
     # -- controls and audit ------------------------------------------------------
 
     def kill_switch_engaged(self, account: str) -> tuple[bool, str | None]:
-        """The account's kill switch: its newest event decides (none: released)."""
-        rows = self.warehouse.query(
-            """select engaged, reason from kill_switch_events where account = ?
-               order by recorded_at desc limit 1""", [account])
-        if rows.is_empty():
-            return False, None
-        return bool(rows["engaged"][0]), rows["reason"][0]
+        """The account's kill switch: its newest event decides (none: released). A file read
+        beside the warehouse, so it is cheap before every submission and sees an emergency
+        stop at once, even while another process is writing the warehouse."""
+        latest = KillSwitchStore(self.warehouse).latest(account)
+        return (latest.engaged, latest.reason) if latest else (False, None)
 
     def set_kill_switch(self, account: str, engaged: bool, reason: str, actor: str) -> None:
         if not reason.strip():
             raise ValueError("a reason is required to change the kill switch")
-        self.warehouse.execute(
-            "insert into kill_switch_events (recorded_at, engaged, reason, actor, account) "
-            "values (?, ?, ?, ?, ?)", [_now(), engaged, reason, actor, account])
+        KillSwitchStore(self.warehouse).append(
+            KillSwitchEvent(recorded_at=_now(), engaged=engaged, reason=reason, actor=actor, account=account))
 
     def kill_switch_history(self, account: str) -> pl.DataFrame:
-        return self.warehouse.query(
-            "select * from kill_switch_events where account = ? order by recorded_at", [account])
+        """Every event of the account's switch, oldest first (recorded_at, engaged, reason,
+        actor, account); also mirrors into `kill_switch_events` any the warehouse lacks."""
+        store = KillSwitchStore(self.warehouse)
+        store.mirror(account)
+        return store.history(account)
 
     def record_risk_event(self, session: date | None, kind: str, detail: str, *,
                           symbol: str | None = None, value: float | None = None,
