@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from trading_pipeline.brokers.alpaca.http import (
     is_transient,
     is_unreadable,
 )
-from trading_pipeline.brokers.base import BrokerError, OrderNotFound, account_key
+from trading_pipeline.brokers.base import BrokerError, OrderNotFound, UnreadableItem, account_key
 from trading_pipeline.brokers.retry import call_with_retries
 from trading_pipeline.brokers.secrets import scrub
 from trading_pipeline.domain.orders import (
@@ -62,6 +63,15 @@ class AlpacaBroker:
         self._sleep = sleep
         self._client = client if client is not None else build_client(config)
         self._client_ids: dict[str, str] = {}  # Alpaca order id -> our client order id
+        self._unreadable: dict[str, list[UnreadableItem]] = {}  # per kind, from its latest read
+        self.displaced_stops: list[translate.DisplacedStop] = []
+
+    @property
+    def unreadable_items(self) -> list[UnreadableItem]:
+        """What the latest positions(), open_orders() and fills() calls could not read (an
+        asset class or order alpaca-py's models refuse): each is left out of that call's
+        answer and listed here instead, for reconciliation to raise as a break."""
+        return [item for items in self._unreadable.values() for item in items]
 
     @property
     def name(self) -> str:
@@ -106,6 +116,8 @@ class AlpacaBroker:
                 found = self._retrying("submit", lambda: self._find_order(intent.client_order_id, "submit"))
                 if found is not None:
                     return self._report(found)
+            if status in REJECTION_STATUSES and translate.WASH_TRADE_MESSAGE in reason.lower():
+                return self._submit_around_protective_stops(intent, reason)
             if status in REJECTION_STATUSES:
                 log.warning("Alpaca rejected order %s (HTTP %s): %s", intent.client_order_id, status, reason)
                 return translate.rejected_report(intent, f"Alpaca HTTP {status}: {reason}")
@@ -143,39 +155,123 @@ class AlpacaBroker:
         return None if order is None else self._report(order)
 
     def open_orders(self) -> list[OrderStatusReport]:
-        from alpaca.trading.enums import QueryOrderStatus
-        from alpaca.trading.requests import GetOrdersRequest
-
-        query = GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=OPEN_ORDERS_LIMIT, nested=False)
-        orders = self._retrying("open orders",
-                                self._guarded("open orders", lambda: self._client.get_orders(query)))
+        # raw JSON, read order by order: one order alpaca-py's model refuses must not hide the rest
+        orders = self._open_order_payloads()
         if len(orders) >= OPEN_ORDERS_LIMIT:
             log.warning("Alpaca returned %s open orders, its per-request maximum: some may be missing",
                         len(orders))
-        return [self._report(order) for order in orders]
+        reports = self._read_each("order", orders, translate.order_from_json,
+                                  lambda raw: f"{raw.get('id')} ({raw.get('client_order_id')})")
+        for report in reports:
+            self._client_ids[str(report.broker_order_id)] = report.client_order_id
+        return reports
+
+    def _open_order_payloads(self, symbol: str | None = None) -> list[dict]:
+        params: dict[str, Any] = {"status": "open", "limit": OPEN_ORDERS_LIMIT, "nested": "false"}
+        if symbol:
+            params["symbols"] = symbol
+        found = self._retrying("open orders",
+                               self._guarded("open orders", lambda: self._client.get("/orders", params)))
+        return [o for o in found or [] if isinstance(o, dict)]
 
     def fills(self, since: datetime) -> list[FillReport]:
         """Executions since `since`, one per FILL account activity (GET
         /v2/account/activities/FILL; alpaca-py's TradingClient has no method for it, so the
         client's generic `get` is used, with the same timeout and retries)."""
         activities = self._fill_activities(since)
-        return [
-            translate.fill_report(activity, self._client_order_id(str(activity["order_id"])))
-            for activity in activities
-        ]
+        return self._read_each(
+            "fill", activities,
+            lambda a: translate.fill_report(a, self._client_order_id(str(a["order_id"]))),
+            lambda a: f"{a.get('id')} (order {a.get('order_id')})",
+        )
 
     def positions(self) -> list[PositionReport]:
-        positions = self._retrying("positions", self._guarded("positions", self._client.get_all_positions))
-        return [translate.position_report(p) for p in positions]
+        found = self._retrying("positions",
+                               self._guarded("positions", lambda: self._client.get("/positions")))
+        return self._read_each("position", [p for p in found or [] if isinstance(p, dict)],
+                               translate.position_from_json, lambda raw: str(raw.get("symbol")))
 
     def account(self) -> AccountSnapshot:
-        account = self._retrying("account", self._guarded("account", self._client.get_account))
-        return translate.account_snapshot(account, datetime.now(UTC))
+        raw = self._retrying("account", self._guarded("account", lambda: self._client.get("/account")))
+        try:
+            return translate.account_from_json(raw if isinstance(raw, dict) else {}, datetime.now(UTC))
+        except (ValueError, TypeError) as error:
+            raise BrokerError(f"Alpaca answered account with a payload this adapter cannot read: "
+                              f"{self._scrub(str(error))[:300]}") from None
 
     def close(self) -> None:
         self._client._session.close()
 
     # -- helpers -----------------------------------------------------------------------
+
+    def _read_each(self, kind: str, items: list[dict], read: Callable[[dict], T],
+                   name: Callable[[dict], str]) -> list[T]:
+        """`read` applied to each item; an item it cannot read is listed in
+        `unreadable_items` (replacing this kind's list) instead of failing the whole call."""
+        done: list[T] = []
+        unreadable: list[UnreadableItem] = []
+        for raw in items:
+            try:
+                done.append(read(raw))
+            except (ValueError, KeyError, TypeError) as error:  # pydantic's ValidationError is a ValueError
+                problem = UnreadableItem(kind, name(raw), self._scrub(translate.describe_unreadable(raw, error)))
+                log.warning("Alpaca %s %s left out: this adapter cannot read it (%s)",
+                            kind, problem.key, problem.reason)
+                unreadable.append(problem)
+        self._unreadable[kind] = unreadable
+        return done
+
+    def _submit_around_protective_stops(self, intent: OrderIntent, refusal: str) -> OrderStatusReport:
+        """Alpaca refused `intent` as a potential wash trade: an open order of the other side
+        in the same symbol could trade against it. When those orders are all protective stops,
+        cancel them and place the entry as an OTO order whose stop (at the tightest of theirs)
+        Alpaca holds until the entry fills; the canceled stops are listed in `displaced_stops`
+        for the next session's stop upkeep, which sizes the stop to the whole position. A
+        working limit order on the other side is a decision of its own: then this stays a
+        rejection."""
+        blocking = [o for o in self._open_order_payloads(intent.symbol)
+                    if o.get("symbol") == intent.symbol and o.get("side") not in (None, str(intent.side))
+                    and o.get("status") != "held"]
+        movable = [o for o in blocking if o.get("type") in translate.PROTECTIVE_TYPES
+                   and o.get("stop_price") not in (None, "")]
+        if not blocking or len(movable) != len(blocking):
+            log.warning("Alpaca refused %s as a potential wash trade; an opposite order that is not a "
+                        "protective stop is working, so it stays refused", intent.client_order_id)
+            return translate.rejected_report(
+                intent, f"Alpaca: {refusal} (an open {'sell' if intent.side == 'buy' else 'buy'} order in "
+                        f"{intent.symbol} that is not a protective stop blocks it; cancel it first)")
+        prices = [float(o["stop_price"]) for o in movable]
+        stop_price = max(prices) if intent.side == "buy" else min(prices)
+        for order in movable:
+            canceled = self.cancel(order["client_order_id"])
+            self.displaced_stops.append(translate.DisplacedStop(
+                client_order_id=order["client_order_id"], symbol=intent.symbol,
+                side=canceled.side, quantity=canceled.remaining_quantity,
+                stop_price=float(order["stop_price"]), entry_client_order_id=intent.client_order_id))
+            log.warning("canceled protective stop %s (%s) so that %s could be placed: Alpaca refuses "
+                        "an entry while an opposite order works; the entry carries a stop at %s",
+                        order["client_order_id"], canceled.status, intent.client_order_id, stop_price)
+        request = translate.oto_order_request(intent, stop_price)
+
+        def attempt():
+            existing = self._find_order(intent.client_order_id, "submit")
+            return existing if existing is not None else self._client.submit_order(request)
+
+        try:
+            order = self._retrying("submit", attempt)
+        except Exception as error:
+            status = http_status(error)
+            if status not in REJECTION_STATUSES:
+                raise
+            reason = self._scrub(error_reason(error))
+            return translate.rejected_report(
+                intent, f"Alpaca HTTP {status}: {reason} (its protective stops "
+                        f"{', '.join(o['client_order_id'] for o in movable)} were canceled to make "
+                        "room and must be placed again)")
+        report = self._report(order)
+        moved = ", ".join(o["client_order_id"] for o in movable)
+        return dataclasses.replace(report, reason=f"placed with its own stop at {stop_price:g} "
+                                                  f"(OTO); protective stop {moved} canceled to make room")
 
     def _fill_activities(self, since: datetime) -> list[dict]:
         params: dict[str, Any] = {

@@ -8,7 +8,9 @@ Alpaca sends numbers as JSON strings; every reader goes through `_number`.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from trading_pipeline.domain.orders import (
@@ -72,6 +74,73 @@ def order_request(intent: OrderIntent):
                 return requests.TrailingStopOrderRequest(**common, trail_percent=intent.trail_percent)
             return requests.TrailingStopOrderRequest(**common, trail_price=intent.trail_amount)
     raise InvalidOrder(f"order {intent.client_order_id}: Alpaca has no {intent.order_type} orders")
+
+
+# Order types that only protect a position (they trade only once a price is crossed): the
+# adapter may move them out of an entry's way; a working limit order is a decision, never moved.
+PROTECTIVE_TYPES = frozenset({"stop", "trailing_stop"})
+WASH_TRADE_MESSAGE = "wash trade"
+
+
+@dataclass(frozen=True, slots=True)
+class DisplacedStop:
+    """A protective stop the adapter canceled so that an entry on the other side could be
+    placed (Alpaca refuses it as a potential wash trade otherwise); the entry carries a stop of
+    its own, and this one is for the next session's stop upkeep to place again."""
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    quantity: float
+    stop_price: float
+    entry_client_order_id: str
+
+
+def oto_order_request(intent: OrderIntent, stop_price: float):
+    """`intent` as a one-triggers-other order whose stop-loss leg (at `stop_price`, for the
+    same quantity) Alpaca holds until the entry fills."""
+    from alpaca.trading import enums, requests
+
+    simple = order_request(intent)
+    fields = simple.model_dump(exclude_none=True)
+    fields.update(order_class=enums.OrderClass.OTO,
+                  stop_loss=requests.StopLossRequest(stop_price=round(stop_price, 2)))
+    return type(simple)(**fields)
+
+
+def order_from_json(raw: dict) -> OrderStatusReport:
+    """One order of a raw JSON answer, through alpaca-py's own model. Raises ValueError (or
+    pydantic's ValidationError, a ValueError) for an order this adapter cannot read."""
+    from alpaca.trading.models import Order
+
+    if (raw.get("order_class") or "") == "mleg":
+        raise ValueError("a multi-leg (order_class mleg) option order: it has no symbol or side "
+                         "of its own and this pipeline trades no options")
+    return order_report(Order(**raw))
+
+
+def position_from_json(raw: dict) -> PositionReport:
+    from alpaca.trading.models import Position
+
+    return position_report(Position(**raw))
+
+
+def account_from_json(raw: dict, at: datetime) -> AccountSnapshot:
+    """The account from its raw JSON. Only the money fields are needed, so an answer
+    alpaca-py's TradeAccount would refuse (a null account_number, a new status) still reads."""
+    missing = [name for name in ("cash", "equity", "buying_power") if raw.get(name) in (None, "")]
+    if missing:
+        raise ValueError(f"the account answer has no {', '.join(missing)}")
+    return account_snapshot(SimpleNamespace(**{"currency": None, **raw}), at)
+
+
+def describe_unreadable(raw: dict, error: BaseException) -> str:
+    """Why an item could not be read, short, naming its asset class / order class / state."""
+    said = " ".join(str(error).split())
+    said = said if len(said) <= 200 else said[:197] + "..."
+    facts = ", ".join(f"{name} {raw[name]!r}" for name in ("asset_class", "order_class", "status")
+                      if raw.get(name) not in (None, ""))
+    return f"{facts}: {said}" if facts else said
 
 
 def _text(value: Any) -> str | None:

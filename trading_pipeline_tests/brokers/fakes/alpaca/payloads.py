@@ -10,7 +10,15 @@ from decimal import Decimal
 from typing import Any
 
 DEFAULT_PRICES = {"AAA": 100.0, "BBB": 101.0}
-OPEN_STATES = {"new", "partially_filled", "accepted", "pending_new", "pending_cancel"}
+OPEN_STATES = {"new", "partially_filled", "accepted", "pending_new", "pending_cancel", "held"}
+# Alpaca's refusal of an order that could trade against the account's own opposite-side open
+# order in the same symbol (FINRA Rule 5210 "self-trades"). Seen on the Alpaca forum
+# ("Bogus rule: potential trade wash detected", thread 13817): HTTP 403, code 40310000,
+# for a market buy while a limit sell was working; alpaca-java issue #145 (2024) saw the same
+# message as HTTP 422 / 42210000. Alpaca's staff answer (forum thread 18200): any order is
+# refused while an open order of the other side exists; complex orders (bracket / OTO) are the
+# way around it, their legs being held until the entry fills.
+WASH_TRADE = (403, 40310000, "potential wash trade detected. use complex orders")
 DROP = object()  # route result: send no answer at all
 
 
@@ -66,6 +74,9 @@ class FakeOrder:
     filled_at: datetime | None = None
     canceled_at: datetime | None = None
     pending_reads: int = 0  # reads left before a pending cancel completes
+    order_class: str = ""  # "" (simple), "oto" or "bracket" for an entry with legs
+    legs: list["FakeOrder"] = field(default_factory=list)  # an OTO's stop leg, held until the entry fills
+    parent_id: str | None = None  # set on a leg
 
     def as_json(self) -> dict:
         return {
@@ -77,11 +88,11 @@ class FakeOrder:
             "asset_id": str(uuid.uuid5(uuid.NAMESPACE_DNS, self.symbol)), "symbol": self.symbol,
             "asset_class": "us_equity", "notional": None, "qty": num(self.qty),
             "filled_qty": num(self.filled_qty), "filled_avg_price": num(self.filled_avg_price),
-            "order_class": "", "order_type": self.type, "type": self.type, "side": self.side,
+            "order_class": self.order_class, "order_type": self.type, "type": self.type, "side": self.side,
             "position_intent": "buy_to_open" if self.side == "buy" else "sell_to_close",
             "time_in_force": self.time_in_force, "limit_price": num(self.limit_price),
             "stop_price": num(self.stop_price), "status": self.status, "extended_hours": False,
-            "legs": None, "trail_percent": num(self.trail_percent),
+            "legs": [leg.as_json() for leg in self.legs] or None, "trail_percent": num(self.trail_percent),
             "trail_price": num(self.trail_price), "hwm": num(self.hwm),
         }
 
@@ -121,6 +132,14 @@ def order_problem(body: Any, prices: dict[str, float]) -> tuple[int, dict] | Non
         return error(422, 40010001, "fractional orders must be DAY orders")
     if len(body.get("client_order_id") or "") > 128:
         return error(422, 40010001, "client_order_id must be no more than 128 characters")
+    order_class = body.get("order_class") or "simple"
+    if order_class not in ("simple", "oto"):
+        return error(422, 40010001, f"order_class {order_class!r} is not modelled by this fake")
+    if order_class == "oto":
+        if (body.get("stop_loss") or {}).get("stop_price") is None:
+            return error(422, 40010001, "oto orders require take_profit or stop_loss")
+        if body["time_in_force"] not in ("day", "gtc"):
+            return error(422, 40010001, "oto orders must be day or gtc")
     kind = body["type"]
     if kind == "trailing_stop":
         if (body.get("trail_percent") is None) == (body.get("trail_price") is None):

@@ -13,6 +13,7 @@ from trading_pipeline_tests.brokers.fakes.alpaca.payloads import (
     DEFAULT_MESSAGES,
     DEFAULT_PRICES,
     DROP,
+    WASH_TRADE,
     FakeOrder,
     RecordedRequest,
     error,
@@ -44,6 +45,9 @@ class FakeAlpaca:
         self._drop_next_order: tuple[str, float] | None = None
         self._cancel_reads = 0  # reads an order stays pending_cancel after a DELETE
         self.account_id = str(uuid.uuid4())
+        self.account_number: str | None = "PA0FAKE00001"  # Alpaca's spec allows null
+        self.asset_classes: dict[str, str] = {}  # symbol -> asset class, when not us_equity
+        self.foreign_orders: list[dict] = []  # open orders placed elsewhere, answered as given
         self.url: str | None = None  # where it listens, once a FakeAlpacaServer runs it
 
     # -- test controls -------------------------------------------------------------------
@@ -94,6 +98,20 @@ class FakeAlpaca:
             else:
                 self.positions[symbol] = [quantity, avg_price or self.prices.get(symbol, 100.0)]
 
+    def hold_foreign_asset(self, symbol: str, asset_class: str, quantity: float, price: float) -> None:
+        """A holding of a class alpaca-py 0.44's AssetClass enum does not list (Alpaca's spec
+        does: ipo, treasury, corporate, global_equity, ...), e.g. bought in Alpaca's app."""
+        with self._lock:
+            self.prices.setdefault(symbol, price)
+            self.positions[symbol] = [quantity, price]
+            self.asset_classes[symbol] = asset_class
+
+    def add_foreign_order(self, order_json: dict) -> None:
+        """An open order placed outside this pipeline, listed exactly as given (a multi-leg
+        option order, say, which has no symbol and no side of its own)."""
+        with self._lock:
+            self.foreign_orders.append(order_json)
+
     def forget_order(self, client_order_id: str) -> None:
         with self._lock:
             self.orders = [o for o in self.orders if o.client_order_id != client_order_id]
@@ -120,6 +138,8 @@ class FakeAlpaca:
         """Fill every working order that is marketable at the current prices."""
         with self._lock:
             for order in list(self._open_orders()):
+                if order.status == "held":  # an OTO leg waits for its entry to fill
+                    continue
                 price = self.prices[order.symbol]
                 if self._marketable(order, price):
                     self._execute(order, order.remaining, price)
@@ -155,6 +175,9 @@ class FakeAlpaca:
         order.status = "filled" if order.remaining <= 1e-9 else "partially_filled"
         if order.status == "filled":
             order.filled_at = order.updated_at
+            for leg in order.legs:  # an OTO's stop starts working once its entry has filled
+                if leg.status == "held":
+                    leg.status, leg.updated_at = "new", order.updated_at
         signed = quantity if order.side == "buy" else -quantity
         self.cash -= signed * price
         held, avg = self.positions.get(order.symbol, [0.0, 0.0])
@@ -252,18 +275,19 @@ class FakeAlpaca:
             regt_buying_power=buying_power, daytrading_buying_power=0.0,
             non_marginable_buying_power=buying_power, initial_margin=0.0, maintenance_margin=0.0,
             last_maintenance_margin=0.0, sma=0.0, accrued_fees=0.0, multiplier=1.0).items()}
-        return {"id": self.account_id, "account_number": "PA0FAKE00001", "status": "ACTIVE",
+        return {"id": self.account_id, "account_number": self.account_number, "status": "ACTIVE",
                 "crypto_status": "INACTIVE", "currency": "USD", "pattern_day_trader": False,
                 "trading_blocked": False, "transfers_blocked": False, "account_blocked": False,
                 "created_at": "2024-01-02T14:30:00Z", "trade_suspended_by_user": False,
-                "shorting_enabled": False, "daytrade_count": 0, "pending_transfer_in": None,
-                "pending_transfer_out": None, **money}
+                "shorting_enabled": False, "daytrade_count": 0, "pending_transfer_in": "0",
+                "pending_transfer_out": "0", **money}
 
     def _position_json(self, symbol: str) -> dict:
         qty, avg = self.positions[symbol]
         price = self.prices.get(symbol, avg)
         return {"asset_id": str(uuid.uuid5(uuid.NAMESPACE_DNS, symbol)), "symbol": symbol,
-                "exchange": "NASDAQ", "asset_class": "us_equity", "asset_marginable": True,
+                "exchange": "NASDAQ", "asset_class": self.asset_classes.get(symbol, "us_equity"),
+                "asset_marginable": True,
                 "qty": num(qty), "qty_available": num(qty), "avg_entry_price": num(avg),
                 "side": "long" if qty > 0 else "short", "market_value": num(qty * price),
                 "cost_basis": num(qty * avg), "unrealized_pl": num(qty * (price - avg)),
@@ -282,7 +306,10 @@ class FakeAlpaca:
             orders = [o for o in orders if o.created_at > parse_time(query["after"])]
         if query.get("direction", "desc") == "desc":
             orders = orders[::-1]
-        return [o.as_json() for o in orders[: int(query.get("limit", 50))]]
+        listed = [o.as_json() for o in orders]
+        if wanted in ("open", "all"):
+            listed += self.foreign_orders
+        return listed[: int(query.get("limit", 50))]
 
     def _list_activities(self, query: dict) -> list[dict]:
         chosen = list(self.activities)
@@ -299,6 +326,9 @@ class FakeAlpaca:
     def _cancel(self, order: FakeOrder):
         if not order.is_open or order.status == "pending_cancel":
             return error(422, 42210000, "order is not cancelable")
+        for leg in order.legs:
+            if leg.status == "held":
+                leg.status, leg.canceled_at = "canceled", now()
         order.pending_reads = self._cancel_reads
         order.status, order.updated_at = "pending_cancel", now()
         if not order.pending_reads:
@@ -323,6 +353,8 @@ class FakeAlpaca:
         if any(o.client_order_id == cid for o in self.orders):
             return error(422, 40010001, "client_order_id must be unique")
         qty, symbol = float(body["qty"]), body["symbol"]
+        if any(o.side != body["side"] for o in self._open_orders(symbol) if o.status != "held"):
+            return error(*WASH_TRADE)
         price_of = {k: float(body[k]) if body.get(k) is not None else None
                     for k in ("limit_price", "stop_price", "trail_percent", "trail_price")}
         if body["side"] == "buy":
@@ -331,7 +363,8 @@ class FakeAlpaca:
                 return error(403, 40310000, "insufficient buying power")
         else:
             held = self.positions.get(symbol, [0.0])[0]
-            available = held - sum(o.remaining for o in self._open_orders(symbol) if o.side == "sell")
+            available = held - sum(o.remaining for o in self._open_orders(symbol)
+                                   if o.side == "sell" and o.status != "held")
             if qty > available + 1e-9:
                 return error(403, 40310000, f"insufficient qty available for order "
                                              f"(requested: {num(qty)}, available: {num(max(available, 0))})")
@@ -340,6 +373,14 @@ class FakeAlpaca:
         if order.type == "trailing_stop":
             self._trail(order, self.prices[symbol])
         self.orders.append(order)
+        if body.get("order_class") == "oto":
+            leg = FakeOrder(client_order_id=str(uuid.uuid4()), symbol=symbol,
+                            side="sell" if order.side == "buy" else "buy", qty=qty, type="stop",
+                            time_in_force=order.time_in_force, status="held", parent_id=order.id,
+                            stop_price=float(body["stop_loss"]["stop_price"]))
+            order.order_class = "oto"
+            order.legs.append(leg)
+            self.orders.append(leg)
         if self._drop_next_order is not None:
             mode, delay = self._drop_next_order
             self._drop_next_order = None
