@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from trading_pipeline.brokers.ibkr import IbkrBroker, IbkrConfig
-from trading_pipeline_tests.brokers.contract import BrokerContract, ReconciliationContract
+from trading_pipeline_tests.brokers.contract import (
+    SESSION,
+    BrokerContract,
+    ReconciliationContract,
+)
 from trading_pipeline_tests.brokers.fakes.tws import FakeTws
 
 
@@ -37,6 +44,8 @@ class IbkrHarness:
 @pytest.fixture
 def harness():
     fake = FakeTws(prices={"AAA": 100.0, "BBB": 101.0}).start()
+    # TWS's day is the contract's session: it lists completed orders of its current day only
+    fake.roll_day(datetime.combine(SESSION, time(18, 30), ZoneInfo("America/New_York")))
     config = IbkrConfig(port=fake.port, connect_timeout=5, request_timeout=1.0, mode="paper")
     broker = IbkrBroker(config, sleep=lambda _seconds: None)
     try:

@@ -9,8 +9,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
-from trading_pipeline.brokers.base import BrokerError, OrderNotFound, account_key
+from trading_pipeline.brokers.base import (
+    BrokerError,
+    OrderNotFound,
+    OrderStateUnknown,
+    account_key,
+)
 from trading_pipeline.brokers.ibkr import translate
 from trading_pipeline.brokers.ibkr.config import IbkrConfig
 from trading_pipeline.brokers.ibkr.session import IbkrSession
@@ -28,6 +34,7 @@ if TYPE_CHECKING:
 _PENDING = {"PendingSubmit", "ApiPending"}  # not yet acknowledged by TWS
 _SUMMARY_TAGS = "NetLiquidation,TotalCashValue,BuyingPower,AvailableFunds,GrossPositionValue"
 _POLL = 0.01
+_EXCHANGE_ZONE = ZoneInfo("America/New_York")
 log = logging.getLogger("trading_pipeline.brokers.ibkr")
 
 
@@ -72,11 +79,14 @@ class IbkrBroker:
         cid = intent.client_order_id
 
         async def work(ib: IB) -> OrderStatusReport:
+            # after a loss of connectivity (1100) wait for 1101/1102, then look before sending
+            await self._session.link_up()
             found = await self._find(ib, cid)
             if found is not None:
                 report = await self._report(ib, *found)
                 log.info("IBKR already has order %s (%s): not sending it again", cid, report.status)
                 return report
+            await self._refuse_if_tws_may_have_forgotten(ib, intent)
             order = translate.to_ib_order(intent, self._session.account_id)
             trade = ib.placeOrder(translate.stock_contract(intent.symbol), order)
             await self._until(
@@ -84,7 +94,14 @@ class IbkrBroker:
                 f"TWS did not acknowledge order {cid}; it may still have reached the broker "
                 "(the next attempt looks for it before sending again)",
             )
-            return self._to_report(trade)
+            report = self._to_report(trade)
+            if not report.status.is_open and report.filled_quantity <= 0:
+                # ib_insync cancels its copy on any code it does not know; TWS's own listing
+                # says whether the order was refused or is working
+                found = await self._find(ib, cid)
+                if found is not None:
+                    report = translate.enrich(await self._report(ib, *found), report)
+            return report
 
         return self._session.run(f"submit {cid}", work)
 
@@ -126,8 +143,8 @@ class IbkrBroker:
         since = since if since.tzinfo else since.replace(tzinfo=UTC)
 
         async def work(ib: IB) -> list[FillReport]:
-            fills = await self._executions(ib)
-            return [translate.fill_to_report(f) for f in fills if f.execution.time >= since]
+            fills = [f for f in await self._executions(ib) if f.execution.time >= since]
+            return translate.fill_reports(fills)
 
         return self._session.run("fills", work)
 
@@ -192,6 +209,26 @@ class IbkrBroker:
                 live = ib.wrapper.permId2Trade.get(trade.order.permId) if trade.order.permId else None
                 return trade, (live if live is not trade else None)
         return None
+
+    async def _refuse_if_tws_may_have_forgotten(self, ib: IB, intent: OrderIntent) -> None:
+        """TWS lists completed orders and executions of its current day only. An intent decided
+        for an earlier session may have been sent then, and filled or cancelled since: TWS
+        not listing it proves nothing, so it is not sent again."""
+        if intent.session is None:
+            return
+        now = await self._session.request(ib.reqCurrentTimeAsync())
+        # sessions are New York dates, and IB's North American day turns over at night there
+        today = now.astimezone(_EXCHANGE_ZONE).date()
+        if today > intent.session:
+            raise OrderStateUnknown(
+                f"IBKR lists no order {intent.client_order_id} ({intent.side} "
+                f"{intent.quantity:g} {intent.symbol}), but TWS lists completed orders and "
+                f"executions of its current day ({today}) only and the order was decided for "
+                f"session {intent.session}: it may have been sent and completed since. Not "
+                f"sending it again: check the account's trade history (TWS Trade Log or an "
+                f"Account Management statement) and the {intent.symbol} position, then record "
+                f"what happened or release the order."
+            )
 
     async def _report(self, ib: IB, trade: Trade, live: Trade | None) -> OrderStatusReport:
         """The broker's record of the order, enriched by what this session saw live."""

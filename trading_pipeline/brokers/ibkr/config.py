@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from trading_pipeline.brokers.secrets import Secret
 
@@ -58,6 +59,9 @@ class IbkrConfig:
     max_attempts: int = 3
     retry_base_delay: float = 0.5
     mode: Mode | None = None
+    # the zone of the TWS login: older builds write execution times in it without naming it,
+    # and ib_insync would otherwise read them in the host's zone
+    tws_timezone: str = "America/New_York"
 
     def __post_init__(self) -> None:
         if isinstance(self.account, str) and not isinstance(self.account, Secret):
@@ -76,6 +80,11 @@ class IbkrConfig:
             problems.append(f"max_attempts must be at least 1, got {self.max_attempts!r}")
         if self.retry_base_delay < 0:
             problems.append(f"retry_base_delay must be >= 0, got {self.retry_base_delay!r}")
+        try:
+            ZoneInfo(self.tws_timezone)
+        except (ZoneInfoNotFoundError, ValueError, TypeError):
+            problems.append(f"tws_timezone must be an IANA zone such as America/New_York "
+                            f"(the zone TWS/Gateway logs in with), got {self.tws_timezone!r}")
         if self.mode not in (None, "paper", "live"):
             problems.append(f"mode must be 'paper' or 'live', got {self.mode!r}")
         if problems:

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from trading_pipeline.brokers.base import BrokerError
+from trading_pipeline.brokers.ibkr import codes
 from trading_pipeline.brokers.ibkr.config import ENV_ACCOUNT, IbkrConfig
 from trading_pipeline.brokers.retry import call_with_retries
 from trading_pipeline.brokers.secrets import MASK, scrub
@@ -114,6 +115,7 @@ class IbkrSession:
         self._ib: IB | None = None
         self._closed = False
         self.account_id: str | None = None  # the account orders go to, once connected
+        self.link_down = False  # TWS told us (1100) it has lost IB, and not yet 1101/1102
         self.connect_count = 0
         self._scrubbed: list[str] = []  # values this session registered with the log filter
         if config.account:
@@ -206,6 +208,9 @@ class IbkrSession:
 
         await self._disconnect()
         ib = IB()  # a fresh one: ib_insync keeps stale trades across its own reconnects
+        ib.TimezoneTWS = self.config.tws_timezone  # for execution times that name no zone
+        self.link_down = False
+        ib.errorEvent += self._on_link_notice  # for the connection's life: 1100 can come at once
         refusals: list[str] = []
         refused = asyncio.Event()
 
@@ -272,6 +277,27 @@ class IbkrSession:
             "connected to TWS/Gateway at %s:%s as client %s (connection %d)",
             cfg.host, cfg.port, cfg.client_id, self.connect_count,
         )
+
+    def _on_link_notice(self, req_id: int, code: int, _message: str, _contract) -> None:
+        kind = codes.meaning(code)
+        if req_id == -1 and kind is codes.Meaning.LINK_LOST:
+            self.link_down = True
+            log.warning("TWS lost its connection to IB (1100): no order is sent until it is back")
+        elif req_id == -1 and kind is codes.Meaning.LINK_RESTORED:
+            self.link_down = False
+            log.info("TWS is connected to IB again (%s)", code)
+
+    async def link_up(self) -> None:
+        """Wait (within the request timeout) while TWS has lost IB: an order sent now would wait
+        inside TWS with no answer, and whether it ever left could not be told."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.request_timeout
+        while self.link_down:
+            if loop.time() >= deadline:
+                raise ConnectionError(
+                    "TWS has lost its connection to IB (error 1100) and did not report it "
+                    "restored (1101/1102); no order was sent")
+            await asyncio.sleep(0.01)
 
     def _choose_account(self, accounts: list[str]) -> str:
         cfg = self.config

@@ -24,6 +24,7 @@ from ib_insync import (
 from ib_insync import OrderStatus as IbOrderStatus
 from ib_insync.objects import AccountValue, Fill, Position
 
+from trading_pipeline.brokers.ibkr import codes
 from trading_pipeline.domain.orders import (
     AccountSnapshot,
     FillReport,
@@ -35,10 +36,6 @@ from trading_pipeline.domain.orders import (
     Side,
     TimeInForce,
 )
-
-# TWS error codes about an order that do not mean the order was refused: 202 cancelled on
-# request, 10147/10148 a cancel that found nothing to cancel, the rest warnings
-_NOT_A_REJECTION = {202, 399, 404, 10147, 10148, 10167}
 
 _IB_ORDER_TYPES = {
     "MKT": OrderType.MARKET,
@@ -93,9 +90,10 @@ def order_type_of(order: Order) -> OrderType:
 
 
 def rejection_reason(trade: Trade) -> str | None:
-    """The broker's text when it refused the order (TWS sends an error, then cancels)."""
+    """The broker's text when it may have refused the order (TWS sends an error, then cancels);
+    codes the table knows as notices (e.g. 10349) are not refusals."""
     for entry in reversed(trade.log):
-        if entry.errorCode and entry.errorCode not in _NOT_A_REJECTION:
+        if entry.errorCode and codes.is_refusal(entry.errorCode):
             return entry.message or f"IBKR error {entry.errorCode}"
     return None
 
@@ -114,16 +112,34 @@ def order_status_of(ib_status: str, filled: float, quantity: float, reason: str 
     return OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.NEW
 
 
+def execution_key(exec_id: str) -> str:
+    """An execution's identity across corrections: TWS corrects an execution by sending it
+    again with only the part after the last period changed (".01" -> ".02")."""
+    return exec_id.rsplit(".", 1)[0] if "." in exec_id else exec_id
+
+
+def latest_executions(fills: Iterable[Fill]) -> list[Fill]:
+    """One fill per execution: its latest correction, in the order executions first appeared."""
+    latest: dict[str, Fill] = {}
+    for fill in fills:
+        key = execution_key(fill.execution.execId)
+        held = latest.get(key)
+        if held is None or fill.execution.execId > held.execution.execId:
+            latest[key] = fill
+    return list(latest.values())
+
+
 def filled_quantity(trade: Trade) -> float:
     """Shares filled so far, from whichever source this trade carries."""
-    candidates = [trade.orderStatus.filled, sum(f.execution.shares for f in trade.fills)]
+    executed = sum(f.execution.shares for f in latest_executions(trade.fills))
+    candidates = [trade.orderStatus.filled, executed]
     if _is_set(trade.order.filledQuantity):
         candidates.append(trade.order.filledQuantity)
     return max(candidates)
 
 
 def average_price(fills: Iterable[Fill]) -> float | None:
-    fills = list(fills)
+    fills = latest_executions(fills)
     shares = sum(f.execution.shares for f in fills)
     if shares <= 0:
         return None
@@ -137,7 +153,8 @@ def trade_to_report(trade: Trade, *, scrub=lambda text: text) -> OrderStatusRepo
     filled = filled_quantity(trade)
     reason = rejection_reason(trade)
     status = order_status_of(trade.orderStatus.status, filled, quantity, reason)
-    avg = trade.orderStatus.avgFillPrice or average_price(trade.fills)
+    # the executions first: TWS's running average is not restated by a correction
+    avg = average_price(trade.fills) or trade.orderStatus.avgFillPrice
     if status is OrderStatus.CANCELED and reason is None:
         reason = _last_message(trade)
     return OrderStatusReport(
@@ -183,11 +200,28 @@ def client_order_id_of(order: Order) -> str:
     return f"ibkr-perm-{order.permId}" if order.permId else f"ibkr-order-{order.orderId}"
 
 
+def fill_reports(fills: Iterable[Fill]) -> list[FillReport]:
+    """One report per execution (its latest correction), with the commission once TWS has
+    reported it for any revision (0.0 until then; the same fill_id comes again with it)."""
+    fills = list(fills)
+    commission_by_key: dict[str, float] = {}
+    for fill in sorted(fills, key=lambda f: f.execution.execId):
+        if _is_set(fill.commissionReport.commission) and fill.commissionReport.execId:
+            commission_by_key[execution_key(fill.execution.execId)] = float(
+                fill.commissionReport.commission)
+    reports = []
+    for fill in latest_executions(fills):
+        report = fill_to_report(fill)
+        known = commission_by_key.get(report.fill_id)
+        reports.append(replace(report, commission=known) if known is not None else report)
+    return reports
+
+
 def fill_to_report(fill: Fill) -> FillReport:
     ex = fill.execution
     commission = fill.commissionReport.commission
     return FillReport(
-        fill_id=ex.execId,
+        fill_id=execution_key(ex.execId),
         client_order_id=ex.orderRef or f"ibkr-perm-{ex.permId}",
         symbol=fill.contract.symbol,
         side=Side.BUY if ex.side.upper() in ("BOT", "BUY") else Side.SELL,

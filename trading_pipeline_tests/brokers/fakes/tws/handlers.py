@@ -7,7 +7,6 @@ messages real TWS sends for that request, ending with the end-marker ib_insync w
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from trading_pipeline_tests.brokers.fakes.tws import wire
@@ -16,6 +15,11 @@ from trading_pipeline_tests.brokers.fakes.tws.wire import IncomingId as In
 
 if TYPE_CHECKING:
     from trading_pipeline_tests.brokers.fakes.tws.server import _Client
+
+LINK_LOST = "Connectivity between IB and Trader Workstation has been lost."
+LINK_RESTORED = "Connectivity between IB and Trader Workstation has been restored - data maintained."
+LINK_RESTORED_DATA_LOST = ("Connectivity between IB and Trader Workstation has been restored - "
+                           "data lost.")
 
 # requests answered by silence, as TWS does
 _SILENT = {In.CANCEL_ACCOUNT_SUMMARY, In.CANCEL_POSITIONS, In.REQ_MARKET_DATA_TYPE,
@@ -32,6 +36,10 @@ class TwsRequests:
     _swallow_next: int
     _reject_next: list[str]
     _fill_on_cancel: list[float]
+    _warn_next: list[tuple[int, str]]
+    _outage: bool
+    _held: list[tuple[_Client, FakeOrder]]
+    delay_commissions: bool
 
     @property
     def account(self) -> str:
@@ -53,7 +61,8 @@ class TwsRequests:
             In.REQ_EXECUTIONS: self._executions,
             In.REQ_IDS: lambda c, f: c.send(wire.next_valid_id(self.state.next_order_id())),
             In.REQ_MANAGED_ACCTS: lambda c, f: c.send(wire.managed_accounts(self.state.accounts)),
-            In.REQ_CURRENT_TIME: lambda c, f: c.send(wire.current_time(int(time.time()))),
+            In.REQ_CURRENT_TIME: lambda c, f: c.send(
+                wire.current_time(int(self.state.now().timestamp()))),
         }.get(msg_id)
         if handler is not None:
             handler(client, fields)
@@ -73,11 +82,14 @@ class TwsRequests:
             wire.managed_accounts(self.state.accounts),
             wire.error(-1, 2104, "Market data farm connection is OK:usfarm"),
         )
+        if self._outage:  # modelled: a client joining during an outage is told at once
+            client.send(wire.error(-1, 1100, LINK_LOST))
 
     def _place_order(self, client: _Client, fields: list[str]) -> None:
         decoded = wire.decode_place_order(fields)
         self.placed.append(decoded)
         order_id = int(decoded["order_id"])
+        self.state.highest_order_id = max(self.state.highest_order_id, order_id)
         if self.state.find(client.client_id, order_id) is not None:
             client.send(wire.error(order_id, 103, "Duplicate order id"))
             return
@@ -100,11 +112,20 @@ class TwsRequests:
             raw=decoded,
         )
         order.extreme_price = self.state.prices.get(order.instrument.symbol)
+        if self._outage:
+            # TWS cannot reach IB: the order waits inside TWS, unacknowledged and not listed,
+            # until connectivity returns (then it is transmitted, or lost)
+            self._held.append((client, order))
+            return
+        self._accept(client, order)
+
+    def _accept(self, client: _Client, order: FakeOrder) -> None:
+        order_id = order.order_id
         self.state.orders.append(order)
         reason = self._refusal(order)
         if reason is not None:
             order.status, order.completed_status = "Inactive", f"Rejected: {reason[1]}"
-            order.completed_time = tws_time(datetime.now(UTC))
+            order.completed_time = tws_time(self.state.now())
             client.send(wire.error(order_id, reason[0], reason[1]), wire.order_status(order))
             return
         order.status = "PreSubmitted" if order.order_type in ("STP", "STP LMT", "TRAIL") else "Submitted"
@@ -112,6 +133,11 @@ class TwsRequests:
             self._swallow_next -= 1
             return  # accepted, but the answer is lost
         client.send(wire.open_order(order), wire.order_status(order))
+        if self._warn_next:
+            # informational codes come with the order id like errors do, after the order
+            # is already working (ib_insync then marks its trade Cancelled locally)
+            code, message = self._warn_next.pop(0)
+            client.send(wire.error(order_id, code, message))
 
     def _refusal(self, order: FakeOrder) -> tuple[int, str] | None:
         if order.account not in self.state.accounts:
@@ -134,7 +160,7 @@ class TwsRequests:
         else:
             order.status = "Cancelled"
             order.completed_status = "Cancelled by Trader"
-            order.completed_time = tws_time(datetime.now(UTC))
+            order.completed_time = tws_time(self.state.now())
             client.send(wire.order_status(order), wire.error(order_id, 202, "Order Canceled - reason:"))
 
     def _open_orders(self, client: _Client, *, only_own: bool) -> None:
@@ -191,8 +217,13 @@ class TwsRequests:
             order = execution.order
             if (account and order.account != account) or (symbol and order.instrument.symbol != symbol):
                 continue
-            messages += [wire.exec_details(req_id, execution), wire.commission_report(execution)]
+            messages.append(wire.exec_details(req_id, execution, self._naive_zone()))
+            if execution.commission_reported:
+                messages.append(wire.commission_report(execution))
         client.send(*messages, wire.exec_details_end(req_id))
+
+    def _naive_zone(self) -> str | None:
+        return self.state.timezone if self.state.naive_exec_times else None
 
     # fills
 
@@ -204,11 +235,15 @@ class TwsRequests:
 
     def _fill(self, order: FakeOrder, quantity: float, price: float) -> None:
         execution = self.state.fill(order, quantity, price)
-        owner = next((c for c in self._clients if c.client_id == order.client_id and c.alive), None)
+        execution.commission_reported = not self.delay_commissions
+        owner = self._owner(order)
         if owner is not None:
             owner.send(
-                wire.exec_details(-1, execution),
+                wire.exec_details(-1, execution, self._naive_zone()),
                 wire.open_order(order),
                 wire.order_status(order),
-                wire.commission_report(execution),
+                *([wire.commission_report(execution)] if execution.commission_reported else []),
             )
+
+    def _owner(self, order: FakeOrder) -> _Client | None:
+        return next((c for c in self._clients if c.client_id == order.client_id and c.alive), None)

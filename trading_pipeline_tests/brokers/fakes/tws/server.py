@@ -14,7 +14,12 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from trading_pipeline_tests.brokers.fakes.tws import wire
-from trading_pipeline_tests.brokers.fakes.tws.handlers import TwsRequests
+from trading_pipeline_tests.brokers.fakes.tws.handlers import (
+    LINK_LOST,
+    LINK_RESTORED,
+    LINK_RESTORED_DATA_LOST,
+    TwsRequests,
+)
 from trading_pipeline_tests.brokers.fakes.tws.state import BrokerState, FakeOrder, tws_time
 from trading_pipeline_tests.brokers.fakes.tws.wire import IncomingId as In
 
@@ -69,6 +74,10 @@ class FakeTws(TwsRequests):
         self._swallow_next = 0
         self._reject_next: list[str] = []
         self._fill_on_cancel: list[float] = []
+        self._warn_next: list[tuple[int, str]] = []
+        self._outage = False
+        self._held: list = []  # (client, order) placed during an outage, not yet transmitted
+        self.delay_commissions = False  # fills come without their commission report
 
     # lifecycle
 
@@ -118,6 +127,83 @@ class FakeTws(TwsRequests):
     def reject_next_order(self, reason: str) -> None:
         with self._lock:
             self._reject_next.append(reason)
+
+    def warn_next_order(self, code: int, message: str) -> None:
+        """The next order works normally but TWS also sends this informational code for it
+        (e.g. 10349 "Order TIF was set to DAY based on order preset.")."""
+        with self._lock:
+            self._warn_next.append((code, message))
+
+    def start_outage(self, *, announce: bool = True) -> None:
+        """TWS loses its connection to IB (error 1100): orders placed now wait inside TWS,
+        unacknowledged and unlisted, until `end_outage`. `announce=False`: the 1100 reaches
+        connected clients only later (`announce_outage`), so an order can be sent into it."""
+        with self._lock:
+            self._outage = True
+            if announce:
+                self.announce_outage()
+
+    def announce_outage(self) -> None:
+        with self._lock:
+            self._broadcast(wire.error(-1, 1100, LINK_LOST))
+
+    def end_outage(self, *, transmit_held: bool = True, data_lost: bool = False) -> None:
+        """Connectivity returns (1102, or 1101 when data was lost). Orders placed during the
+        outage are then transmitted (acknowledged to their client) or lost for good."""
+        with self._lock:
+            self._outage = False
+            held, self._held = self._held, []
+            code, text = (1101, LINK_RESTORED_DATA_LOST) if data_lost else (1102, LINK_RESTORED)
+            self._broadcast(wire.error(-1, code, text))
+            if transmit_held:
+                for client, order in held:
+                    self._accept(client, order)
+
+    @property
+    def in_outage(self) -> bool:
+        return self._outage
+
+    def release_commissions(self) -> int:
+        """Send the commission reports held back by `delay_commissions`; returns how many."""
+        with self._lock:
+            late = [e for e in self.state.executions if not e.commission_reported]
+            for execution in late:
+                execution.commission_reported = True
+                owner = self._owner(execution.order)
+                if owner is not None:
+                    owner.send(wire.commission_report(execution))
+            return len(late)
+
+    def correct_execution(self, order_ref: str, price: float) -> str:
+        """Correct the price of the latest execution of this order: TWS sends the execution
+        again under the next revision of its execId (\".01\" -> \".02\"); returns the new id."""
+        with self._lock:
+            mine = [e for e in self.state.executions if e.order.order_ref == order_ref]
+            if not mine:
+                raise KeyError(f"no execution today for orderRef {order_ref!r}")
+            corrected = self.state.correct(mine[-1], price)
+            owner = self._owner(corrected.order)
+            if owner is not None:
+                owner.send(wire.exec_details(-1, corrected, self._naive_zone()),
+                           *([wire.commission_report(corrected)]
+                             if corrected.commission_reported else []))
+            return corrected.exec_id
+
+    def roll_day(self, now: datetime) -> None:
+        """TWS's day rolls over and its clock reads `now`: completed orders and executions of
+        earlier days are no longer listed (`state.forgotten_*` keeps them for tests)."""
+        with self._lock:
+            self.state.roll_day(now)
+
+    def use_naive_execution_times(self, zone: str = "America/New_York") -> None:
+        """Write execution times as older TWS builds do: wall time of `zone`, zone not named."""
+        with self._lock:
+            self.state.timezone, self.state.naive_exec_times = zone, True
+
+    def _broadcast(self, message: list[object]) -> None:
+        for client in self._clients:
+            if client.client_id is not None:
+                client.send(message)
 
     def fill_instead_of_next_cancel(self, price: float) -> None:
         """The next cancel loses a race: the order fills at `price` just before it arrives."""

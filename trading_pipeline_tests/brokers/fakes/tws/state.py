@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 OPEN_STATUSES = {"PendingSubmit", "PreSubmitted", "Submitted", "PendingCancel"}
 COMMISSION_PER_SHARE = 0.005
@@ -81,6 +82,16 @@ class Execution:
     cum_qty: float
     avg_price: float
     commission: float
+    commission_reported: bool = True  # False until TWS sends its commission report
+
+    @property
+    def base_id(self) -> str:
+        """The execution's identity across corrections: its id without the last-period part."""
+        return self.exec_id.rsplit(".", 1)[0]
+
+    @property
+    def revision(self) -> int:
+        return int(self.exec_id.rsplit(".", 1)[1])
 
     @property
     def side(self) -> str:
@@ -104,9 +115,51 @@ class BrokerState:
         self.holdings: dict[str, dict[str, Holding]] = {a: {} for a in accounts}
         self.orders: list[FakeOrder] = []
         self.executions: list[Execution] = []
+        # TWS lists completed orders and executions of its current day only; what a day
+        # rollover drops from the API lands here, so tests can still see the whole truth
+        self.forgotten_orders: list[FakeOrder] = []
+        self.forgotten_executions: list[Execution] = []
+        self.highest_order_id = 0
+        self.clock: datetime | None = None  # None: real time; else TWS's own (test-set) time
+        self.timezone = "America/New_York"  # the zone of the TWS login
+        self.naive_exec_times = False  # old TWS builds send execution times without a zone
         self._perm_ids = itertools.count(900_001)
         self._exec_ids = itertools.count(1)
         self._con_ids = itertools.count(265_001)
+
+    def now(self) -> datetime:
+        return self.clock if self.clock is not None else datetime.now(UTC)
+
+    def roll_day(self, now: datetime) -> None:
+        """TWS starts a new day: completed orders and executions are no longer listed
+        (working orders stay working)."""
+        self.clock = now
+        self.forgotten_orders += [o for o in self.orders if not o.is_open]
+        self.orders = [o for o in self.orders if o.is_open]
+        self.forgotten_executions += self.executions
+        self.executions = []
+
+    def correct(self, execution: Execution, price: float) -> Execution:
+        """A price correction: the same execution under the next revision of its id. The
+        account is re-booked at the corrected price."""
+        order = execution.order
+        delta = (price - execution.price) * execution.shares
+        signed = delta if order.is_buy else -delta
+        self.cash[order.account] -= signed
+        holding = self.holdings[order.account].get(order.instrument.symbol)
+        if holding is not None and holding.quantity:
+            holding.avg_cost += signed / holding.quantity
+        order.avg_fill_price += delta / order.filled if order.filled else 0.0
+        latest = max((e for e in self.executions if e.base_id == execution.base_id),
+                     key=lambda e: e.revision)
+        corrected = Execution(
+            exec_id=f"{execution.base_id}.{latest.revision + 1:02d}", order=order,
+            shares=execution.shares, price=price, time=execution.time, cum_qty=execution.cum_qty,
+            avg_price=order.avg_fill_price, commission=execution.commission,
+            commission_reported=execution.commission_reported,
+        )
+        self.executions.append(corrected)
+        return corrected
 
     # lookups
 
@@ -116,7 +169,8 @@ class BrokerState:
         return self.instruments[symbol]
 
     def next_order_id(self) -> int:
-        return max((o.order_id for o in self.orders), default=0) + 1
+        # TWS never hands out an id again, even after its day rolled over
+        return self.highest_order_id + 1
 
     def new_perm_id(self) -> int:
         return next(self._perm_ids)
@@ -187,7 +241,7 @@ class BrokerState:
         if order.remaining <= 0:
             order.status = "Filled"
             order.completed_status = "Filled Size: %g" % order.filled
-            order.completed_time = tws_time(datetime.now(UTC))
+            order.completed_time = tws_time(self.now())
         commission = max(COMMISSION_MIN, COMMISSION_PER_SHARE * quantity)
         signed = quantity if order.is_buy else -quantity
         self._book(order.account, order.instrument.symbol, signed, price)
@@ -197,7 +251,7 @@ class BrokerState:
             order=order,
             shares=quantity,
             price=price,
-            time=datetime.now(UTC).replace(microsecond=0),
+            time=self.now().replace(microsecond=0),
             cum_qty=order.filled,
             avg_price=order.avg_fill_price,
             commission=commission,
@@ -222,3 +276,9 @@ class BrokerState:
 def tws_time(moment: datetime) -> str:
     """Time as TWS writes it in execution and completed-order messages."""
     return moment.astimezone(UTC).strftime("%Y%m%d %H:%M:%S UTC")
+
+
+def naive_tws_time(moment: datetime, zone: str) -> str:
+    """Time as older TWS builds write execution times: wall time of the login's zone, no zone
+    named, two spaces (ib_insync reads it in `IB.TimezoneTWS`, else in the host's zone)."""
+    return moment.astimezone(ZoneInfo(zone)).strftime("%Y%m%d  %H:%M:%S")

@@ -16,6 +16,7 @@ from trading_pipeline_tests.brokers.fakes.tws.state import (
     Execution,
     FakeOrder,
     Instrument,
+    naive_tws_time,
     tws_time,
 )
 
@@ -318,11 +319,13 @@ def completed_order(order: FakeOrder) -> list[object]:
     ]
 
 
-def exec_details(req_id: int, execution: Execution) -> list[object]:
+def exec_details(req_id: int, execution: Execution, naive_zone: str | None = None) -> list[object]:
+    """execDetails; with `naive_zone` the time is written as wall time there, with no zone."""
     e, o = execution, execution.order
+    exec_time = naive_tws_time(e.time, naive_zone) if naive_zone else tws_time(e.time)
     return [
         11, req_id, o.order_id, *_contract(o.instrument),
-        e.exec_id, tws_time(e.time), o.account, o.instrument.primary_exchange, e.side,
+        e.exec_id, exec_time, o.account, o.instrument.primary_exchange, e.side,
         float(e.shares), float(e.price), o.perm_id, o.client_id, 0, float(e.cum_qty),
         float(e.avg_price), o.order_ref, "", "", "", 1,
     ]
