@@ -196,7 +196,7 @@ def test_an_unreadable_file_is_named(tmp_path):
     write_csv(tmp_path, "good.csv", GOOD_LINES)
     (tmp_path / "broken.parquet").write_bytes(b"this is not parquet")
     error = load_error(tmp_path)
-    assert "broken.parquet could not be read as Parquet" in error
+    assert "broken.parquet: could not be read as Parquet" in error
 
 
 def test_problems_in_several_files_are_reported_together_and_nothing_is_loaded(tmp_path):

@@ -66,7 +66,7 @@ class BarValidationError(MarketDataError):
         shown = self.problems[:MAX_REPORTED_PROBLEMS]
         more = self.total - len(shown)
         lines = [f"invalid bars in {source} ({self.total} problem{'s' * (self.total != 1)}):"]
-        if self.summary:
+        if self.summary and self.total > 1:
             lines += ["  by kind of problem:", *(f"  * {line}" for line in self.summary), "  first problems:"]
         lines += [f"  - {problem}" for problem in shown]
         if more > 0:
@@ -99,10 +99,11 @@ def summarise_problems(problems: Sequence[str], limit: int = MAX_REPORTED_PROBLE
     kinds: dict[str, tuple[int, set[str], str]] = {}
     for problem in problems:
         where, _, what = problem.partition(": ")
-        file = _FILE_WHERE.match(where)
+        in_file = _FILE_WHERE.match(where)
+        file = in_file["file"] if in_file else where if where.lower().endswith((".csv", ".parquet")) else None
         rows, files, first = kinds.get(problem_kind(what), (0, set(), problem))
         if file:
-            files.add(file["file"])
+            files.add(file)
         kinds[problem_kind(what)] = (rows + 1, files, first)
     ranked = sorted(kinds.items(), key=lambda item: -item[1][0])
     lines = []
@@ -170,9 +171,10 @@ def parse_bar_columns(frame: pl.DataFrame, source: str) -> pl.DataFrame:
     return parse(canonical)
 
 
-def check_parsed_bars(parsed: pl.DataFrame, source: str, label: pl.Expr) -> pl.DataFrame:
-    """Parsed bars (possibly several inputs stacked) as a BAR_SCHEMA frame, or BarValidationError
-    naming each bad row with `label` (an expression over the parsed frame's columns)."""
+def check_parsed_bars(parsed: pl.DataFrame, source: str, label: pl.Expr, keep: Sequence[str] = ()) -> pl.DataFrame:
+    """Parsed bars (possibly several inputs stacked) as a BAR_SCHEMA frame (plus the `keep`
+    columns), or BarValidationError naming each bad row with `label` (an expression over the
+    parsed frame's columns)."""
     first_day = parsed["session"].min()
     if first_day is not None:
         cover(first_day)  # the calendar reaches back as far as the data does
@@ -181,5 +183,5 @@ def check_parsed_bars(parsed: pl.DataFrame, source: str, label: pl.Expr) -> pl.D
         raise BarValidationError(source, found[:MAX_REPORTED_PROBLEMS], total, summarise_problems(found))
     close = pl.col("close")
     return ordered.select(
-        *(c for c in BAR_SCHEMA if c != "adj_close"), pl.col("adj_close").fill_null(close)
+        *(c for c in BAR_SCHEMA if c != "adj_close"), pl.col("adj_close").fill_null(close), *keep
     )
