@@ -8,6 +8,7 @@ settings: broker resources read them through Dagster `EnvVar` so they stay out o
 from __future__ import annotations
 
 import os
+import re
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -78,6 +79,8 @@ class TradingSettings(BaseSettings):
     # market data
     data_source: DataSource = DataSource.SYNTHETIC
     data_path: Path | None = None
+    # what a symbol from a data file must look like (a regular expression matched in full)
+    symbol_pattern: str = r"^[A-Z][A-Z0-9.\-]{0,14}$"
     universe_size: int = Field(default=50, ge=2, le=5000)
     market_seed: int = 7
     regime_shift_date: date | None = None
@@ -191,6 +194,14 @@ class TradingSettings(BaseSettings):
             raise ValueError(
                 "TRADING_DATA_SOURCE=files needs TRADING_DATA_PATH: a folder of CSV or Parquet bars"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _check_symbol_pattern(self) -> "TradingSettings":
+        try:
+            re.compile(self.symbol_pattern)
+        except re.error as error:
+            raise ValueError(f"TRADING_SYMBOL_PATTERN is not a regular expression: {error}") from None
         return self
 
     @property

@@ -173,6 +173,8 @@ def resources_for(settings: TradingSettings,
             regime_shift_date=settings.regime_shift_date.isoformat() if settings.regime_shift_date else None,
             data_path=str(settings.data_path) if settings.data_path else None,
             history_start=settings.history_start.isoformat(),
+            symbol_pattern=settings.symbol_pattern,
+            warehouse_path=str(settings.resolved_warehouse_path),
         ),
         "model_store": ModelStoreResource(
             tracking_uri=settings.resolved_mlflow_uri,

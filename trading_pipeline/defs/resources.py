@@ -44,6 +44,9 @@ class MarketDataResource(dg.ConfigurableResource):
     regime_shift_date: str | None = None
     data_path: str | None = None
     history_start: str = "2020-01-02"
+    symbol_pattern: str = r"^[A-Z][A-Z0-9.\-]{0,14}$"
+    # where the file source keeps validated bars between runs (None: read the folder each run)
+    warehouse_path: str | None = None
 
     _market = PrivateAttr(default=None)
 
@@ -54,7 +57,10 @@ class MarketDataResource(dg.ConfigurableResource):
             if self.source == "files":
                 if not self.data_path:
                     raise ValueError("TRADING_DATA_SOURCE=files needs TRADING_DATA_PATH")
-                self._market = FileBarSource(Path(self.data_path))
+                from trading_pipeline.storage.market_store import WarehouseBarFileStore
+
+                store = WarehouseBarFileStore(Warehouse(self.warehouse_path)) if self.warehouse_path else None
+                self._market = FileBarSource(Path(self.data_path), symbol_pattern=self.symbol_pattern, store=store)
             else:
                 shift = date.fromisoformat(self.regime_shift_date) if self.regime_shift_date else None
                 self._market = SyntheticMarket(

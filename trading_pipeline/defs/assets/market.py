@@ -1,9 +1,11 @@
 
 import dagster as dg
+import polars as pl
 
 from trading_pipeline.defs.partitions import session_of, sessions_partitions
 from trading_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from trading_pipeline.domain.calendar import sessions_between
+from trading_pipeline.domain.market import FileBarSource
 from trading_pipeline.storage import market_store
 
 
@@ -19,23 +21,56 @@ def market_bars(
 ) -> dg.MaterializeResult:
     session = session_of(context)
     source = market.market()
-    stored = market_store.stored_sessions(warehouse.warehouse)
-    missing = [s for s in sessions_between(market.first_session, session) if s not in stored and s != session]
-    if missing:
-        context.log.info(f"loading {len(missing)} sessions of history ({missing[0]} .. {missing[-1]})")
-        market_store.append_history(warehouse.warehouse, source.bars(missing))
+    # Everything the run needs is checked before anything is written.
+    _check_history_start(market, session)
+    loaded = source.load() if isinstance(source, FileBarSource) else None
     bars = source.bars([session])
     if bars.is_empty():
+        raise dg.Failure(description=_no_bars(source, session), metadata={"source": market.source})
+    stored = market_store.stored_sessions(warehouse.warehouse)
+    missing = [s for s in sessions_between(market.first_session, session) if s not in stored and s != session]
+    history = source.bars(missing) if missing else bars.clear()
+    if missing:
+        context.log.info(f"loading {len(missing)} sessions of history ({missing[0]} .. {missing[-1]})")
+    market_store.store_session(warehouse.warehouse, session, bars, history)
+    metadata = {
+        "rows": bars.height,
+        "symbols": bars["symbol"].n_unique(),
+        "history_sessions_loaded": len(missing),
+        "preview": dg.MetadataValue.md(bars.head(10).to_pandas().to_markdown(index=False)),
+    }
+    if loaded is not None:
+        metadata.update(_file_metadata(source, loaded, session))
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _check_history_start(market: MarketDataResource, session) -> None:
+    if market.first_session > session:
         raise dg.Failure(
-            description=f"the market data source has no bars for session {session}",
-            metadata={"source": market.source},
-        )
-    market_store.write_session(warehouse.warehouse, session, bars)
-    return dg.MaterializeResult(
-        metadata={
-            "rows": bars.height,
-            "symbols": bars["symbol"].n_unique(),
-            "history_sessions_loaded": len(missing),
-            "preview": dg.MetadataValue.md(bars.head(10).to_pandas().to_markdown(index=False)),
-        }
-    )
+            description=f"the history start {market.first_session} (TRADING_HISTORY_START) is after session "
+            f"{session}: set it to the first session the model's history should come from; nothing was written")
+
+
+def _no_bars(source, session) -> str:
+    if not isinstance(source, FileBarSource):
+        return f"the market data source has no bars for session {session}; nothing was written"
+    sessions = source.sessions()
+    held = f"they hold {sessions[0]} .. {sessions[-1]}" if sessions else "they hold no bars"
+    return (f"the files in {source.path} have no bars for session {session} ({held}); nothing was written. "
+            "Run a session the files have: `python -m trading_pipeline.cli latest-session` prints the last one")
+
+
+def _file_metadata(source: FileBarSource, loaded, session) -> dict:
+    gaps = source.gaps()
+    today = gaps.filter(pl.col("session") == session)
+    return {
+        "files": loaded.files,
+        "files_read": loaded.files_read,
+        "files_unchanged": loaded.files_unchanged,
+        "files_removed": loaded.files_removed,
+        "file_load_seconds": round(loaded.seconds, 3),
+        # A gap is a row with a date and no values: the symbol has no bar that session.
+        "gaps_in_data": gaps.height,
+        "gaps_this_session": today.height,
+        "gap_symbols_this_session": ", ".join(today["symbol"].sort().to_list()) or "none",
+    }
