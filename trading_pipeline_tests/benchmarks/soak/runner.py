@@ -138,6 +138,7 @@ class SoakFigures:
     fill_figures_stale: int = 0  # executions whose ledger price or commission is not the final one
     breaks_raised: int = 0
     breaks_explained: int = 0
+    breaks_without_order: int = 0  # explained breaks where the venue had no order after all
     attempts: int = 0
     seconds: float = 0.0
     faults_by_kind: Counter = field(default_factory=Counter)
@@ -341,6 +342,7 @@ def _score(truth: VenueTruth, ledger: Ledger, loop: _Loop, figures: SoakFigures)
         if explained:
             figures.breaks_raised += 1
             figures.breaks_explained += 1
+            figures.breaks_without_order += 0 if held else 1
         elif cid in loop.unresolved:
             figures.breaks_raised += 1
             figures.notes.append(f"unexplained: {cid} left {status}: {loop.unresolved[cid]}")
@@ -351,30 +353,30 @@ def _score(truth: VenueTruth, ledger: Ledger, loop: _Loop, figures: SoakFigures)
             figures.misrecorded += 1
             figures.notes.append(
                 f"misrecorded {cid}: ledger {status}, venue {held[0].status}")
-    ledger_fills: dict[str, list[dict]] = {}
-    broker_name = loop._broker().name
-    for row in ledger.fills(broker_name).iter_rows(named=True):
-        ledger_fills.setdefault(row["fill_id"], []).append(row)
-    venue_fills = {e.fill_id: e for e in truth.executions}
-    for fill_id, execution in venue_fills.items():
-        rows = ledger_fills.get(fill_id, [])
-        recorded = sum(r["quantity"] for r in rows)
-        if recorded < execution.quantity:
-            figures.fills_lost += execution.quantity - recorded
-            figures.notes.append(f"fill lost {fill_id}: {recorded} of {execution.quantity}")
-        elif recorded > execution.quantity:
-            figures.fills_double_counted += recorded - execution.quantity
-            figures.notes.append(f"fill double-counted {fill_id}: {recorded} for "
-                                 f"{execution.quantity}")
-        if rows and (abs(rows[-1]["price"] - execution.price) > 1e-9
-                     or abs(rows[-1]["commission"] - execution.commission) > 1e-9):
+    # shares per order, so a venue's own fill ids need not match the fake's
+    ledger_rows = ledger.fills(loop._broker().name).to_dicts()
+    recorded: Counter = Counter()
+    for row in ledger_rows:
+        recorded[row["client_order_id"]] += row["quantity"]
+    executed: Counter = Counter()
+    for execution in truth.executions:
+        executed[execution.client_order_id] += execution.quantity
+    for cid in set(recorded) | set(executed):
+        gap = executed[cid] - recorded[cid]
+        if gap > 1e-9:
+            figures.fills_lost += gap
+            figures.notes.append(f"fills lost for {cid}: {recorded[cid]:g} of {executed[cid]:g}")
+        elif gap < -1e-9:
+            figures.fills_double_counted += -gap
+            figures.notes.append(f"fills double-counted for {cid}: {recorded[cid]:g} for "
+                                 f"{executed[cid]:g}")
+    # the figures of each execution the ledger holds under the venue's fill id
+    latest_row = {row["fill_id"]: row for row in ledger_rows}
+    for execution in truth.executions:
+        row = latest_row.get(execution.fill_id)
+        if row is not None and (abs(row["price"] - execution.price) > 1e-9
+                                or abs(row["commission"] - execution.commission) > 1e-9):
             figures.fill_figures_stale += 1
-    for fill_id, rows in ledger_fills.items():
-        if fill_id not in venue_fills:
-            extra = sum(r["quantity"] for r in rows)
-            figures.fills_double_counted += extra
-            figures.notes.append(f"fill {fill_id} in the ledger is no execution at the venue "
-                                 f"({extra} shares)")
 
 
 # -- the table and the command line ------------------------------------------------------
@@ -385,6 +387,7 @@ COLUMNS = (
     ("lost", "lost", "{}"), ("misrecorded", "misrec", "{}"), ("fills_lost", "fills lost", "{:g}"),
     ("fills_double_counted", "fills 2x", "{:g}"), ("fill_figures_stale", "fig stale", "{}"),
     ("breaks_raised", "breaks", "{}"), ("breaks_explained", "explained", "{}"),
+    ("breaks_without_order", "no order", "{}"),
     ("attempts", "attempts", "{}"), ("seconds", "seconds", "{:.1f}"),
 )
 

@@ -37,6 +37,7 @@ class TwsRequests:
     _reject_next: list[str]
     _fill_on_cancel: list[float]
     _warn_next: list[tuple[int, str]]
+    _drop_after_next: int
     _outage: bool
     _held: list[tuple[_Client, FakeOrder]]
     delay_commissions: bool
@@ -133,6 +134,10 @@ class TwsRequests:
             self._swallow_next -= 1
             return  # accepted, but the answer is lost
         client.send(wire.open_order(order), wire.order_status(order))
+        if self._drop_after_next:
+            self._drop_after_next -= 1
+            client.close()  # the connection breaks right after this order was acknowledged
+            return
         if self._warn_next:
             # informational codes come with the order id like errors do, after the order
             # is already working (ib_insync then marks its trade Cancelled locally)

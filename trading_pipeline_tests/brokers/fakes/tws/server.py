@@ -75,6 +75,7 @@ class FakeTws(TwsRequests):
         self._reject_next: list[str] = []
         self._fill_on_cancel: list[float] = []
         self._warn_next: list[tuple[int, str]] = []
+        self._drop_after_next = 0
         self._outage = False
         self._held: list = []  # (client, order) placed during an outage, not yet transmitted
         self.delay_commissions = False  # fills come without their commission report
@@ -127,6 +128,11 @@ class FakeTws(TwsRequests):
     def reject_next_order(self, reason: str) -> None:
         with self._lock:
             self._reject_next.append(reason)
+
+    def drop_after_next_order(self) -> None:
+        """Break the connection right after acknowledging the next order (mid-batch)."""
+        with self._lock:
+            self._drop_after_next += 1
 
     def warn_next_order(self, code: int, message: str) -> None:
         """The next order works normally but TWS also sends this informational code for it
