@@ -156,3 +156,39 @@ def test_enrich_keeps_the_brokers_status_and_borrows_price_and_reason():
     rejected = translate.enrich(_report(OrderStatus.CANCELED),
                                 _report(OrderStatus.REJECTED, reason="Error 201: no margin"))
     assert (rejected.status, rejected.reason) == (OrderStatus.REJECTED, "Error 201: no margin")
+
+
+# executions: corrections and commissions
+
+
+def _fill(exec_id: str, shares: float, price: float, commission: float | None = None):
+    from ib_insync import CommissionReport, Execution, Fill, Stock
+
+    report = CommissionReport(execId=exec_id, commission=commission) if commission is not None \
+        else CommissionReport()
+    execution = Execution(execId=exec_id, shares=shares, price=price, side="BOT", orderRef="c-1",
+                          permId=7, time=datetime(2031, 1, 6, 14, 30, tzinfo=UTC))
+    return Fill(Stock("AAA", "SMART", "USD"), execution, report, execution.time)
+
+
+def test_a_correction_replaces_its_execution_and_keeps_the_earlier_commission():
+    fills = [_fill("0001.a.01.01", 10, 100.0, 1.0), _fill("0002.b.01.01", 5, 101.0, 1.0),
+             _fill("0001.a.01.02", 10, 100.5)]  # the correction's own report not yet in
+    reports = translate.fill_reports(fills)
+    assert [(r.fill_id, r.quantity, r.price, r.commission) for r in reports] == [
+        ("0001.a.01", 10, 100.5, 1.0), ("0002.b.01", 5, 101.0, 1.0)]
+    assert translate.average_price(fills) == pytest.approx((10 * 100.5 + 5 * 101.0) / 15)
+
+
+def test_informational_codes_are_no_rejection_reason_and_unknown_codes_are():
+    trade = Trade(order=Order(orderRef="c-1", totalQuantity=10, action="BUY"),
+                  orderStatus=IbStatus(status=IbStatus.Cancelled))
+    trade.log.append(TradeLogEntry(datetime.now(UTC), "Cancelled", "Order TIF was set to DAY", 10349))
+    assert translate.rejection_reason(trade) is None
+    trade.log.append(TradeLogEntry(datetime.now(UTC), "Cancelled", "something new", 99999))
+    assert translate.rejection_reason(trade) == "something new"
+
+
+def test_config_refuses_a_timezone_that_does_not_exist():
+    with pytest.raises(ValueError, match="tws_timezone"):
+        IbkrConfig(port=7497, tws_timezone="Mars/Olympus")

@@ -211,3 +211,28 @@ def test_execution_times_without_a_zone_are_read_in_the_tws_zone(fake, host_in_t
         fake.fill_working_orders()
         fills = broker.fills(datetime(2031, 1, 7, tzinfo=UTC))
     assert [f.filled_at for f in fills] == [at.astimezone(UTC)]
+
+
+# what the ledger must do with them (record_fills is the order path's; see the note)
+
+
+@pytest.mark.xfail(strict=True, reason="Ledger.record_fills keeps the first row per fill_id; it "
+                   "must replace a row whose fill_id matches with different figures")
+def test_the_ledger_takes_the_corrected_price_and_the_late_commission(fake, tmp_path):
+    from trading_pipeline.storage.ledger import Ledger
+    from trading_pipeline.storage.warehouse import Warehouse
+
+    ledger = Ledger(Warehouse(tmp_path / "ledger.duckdb"))
+    fake.delay_commissions = True
+    since = evening(SESSION).replace(hour=0)
+    with make_broker(fake) as broker:
+        broker.submit(buy("led-1"))
+        fake.fill_working_orders(price=100.0)
+        ledger.record_fills(broker.fills(since), broker.name, SESSION)
+        fake.release_commissions()
+        fake.correct_execution("led-1", price=100.5)
+        ledger.record_fills(broker.fills(since), broker.name, SESSION)
+        name = broker.name
+    rows = ledger.fills(name)
+    assert rows["quantity"].sum() == 10
+    assert (rows["price"].to_list(), rows["commission"].to_list()) == ([100.5], [1.0])
