@@ -1,11 +1,24 @@
-"""Emergency stop: cancel every open order at the broker, optionally close every position."""
+"""Emergency stop: cancel every open order at the broker, optionally close every position.
+
+Cancels only reduce risk and are always allowed. Closing positions sends market orders, so it
+is no side door around the safety model: in live it needs the human key
+(TRADING_LIVE_ENABLED=true), dry-run off, and a confirmation naming the account in the job's
+config. Without them every closing order is still decided and recorded as `not_sent` with the
+reason, and a later confirmed run sends it once.
+
+The account is used as it is now: the paper simulator's clock is never moved here (a clock
+moved to today would value the next backfilled session at today's prices).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import date
 
-from trading_pipeline.brokers.base import Broker
+from trading_pipeline.brokers.base import Broker, OrderStateUnknown
+from trading_pipeline.domain.calendar import latest_completed_session
 from trading_pipeline.domain.orders import (
+    QUANTITY_EPSILON,
     OrderIntent,
     OrderPurpose,
     Side,
@@ -13,28 +26,118 @@ from trading_pipeline.domain.orders import (
 )
 from trading_pipeline.storage.ledger import Ledger
 
+STRATEGY = "emergency"  # the ledger's strategy for closing orders an emergency stop sends
 
-def emergency_stop(broker: Broker, ledger: Ledger, *, flatten: bool, session: date) -> str:
-    canceled = 0
+
+def confirmation_phrase(account: str) -> str:
+    """What `confirm_live_flatten` must say to close a live account's positions."""
+    return f"FLATTEN {account}"
+
+
+@dataclass(frozen=True, slots=True)
+class FlattenKeys:
+    trading_env: str  # local | paper | live
+    live_enabled: bool  # TRADING_LIVE_ENABLED
+    dry_run: bool
+    confirmation: str  # the job config's confirm_live_flatten
+    account: str  # the broker's ledger name, e.g. "alpaca-live"
+
+
+def flatten_refusals(keys: FlattenKeys) -> tuple[str, ...]:
+    """Every reason not to send closing orders; none means they may go. The kill switch and
+    a promotion are not keys here: closing positions only reduces risk."""
+    reasons: list[str] = []
+    if keys.dry_run:
+        reasons.append("dry-run is on (TRADING_DRY_RUN=false to send)")
+    if keys.trading_env == "live":
+        if not keys.live_enabled:
+            reasons.append("live trading is not enabled (TRADING_LIVE_ENABLED=true)")
+        if keys.confirmation.strip() != confirmation_phrase(keys.account):
+            reasons.append(f'a live flatten needs confirm_live_flatten: "{confirmation_phrase(keys.account)}" '
+                           "in the job's config")
+    elif keys.trading_env not in ("local", "paper"):
+        reasons.append(f"unknown TRADING_ENV {keys.trading_env!r}")
+    return tuple(reasons)
+
+
+def account_session(broker: Broker) -> date:
+    """The session the account is at: the paper simulator's clock, or for a real venue the
+    latest completed session."""
+    clock = getattr(broker, "clock", None)  # only the simulator keeps a clock
+    return clock if isinstance(clock, date) else latest_completed_session()
+
+
+@dataclass
+class EmergencyStopResult:
+    session: date
+    canceled: list[str] = field(default_factory=list)  # client order ids
+    sent: list[str] = field(default_factory=list)  # symbols sent to close
+    already_working: list[str] = field(default_factory=list)  # closing orders sent by an earlier stop
+    held_back: dict[str, str] = field(default_factory=dict)  # symbol -> why not sent
+    unknown: dict[str, str] = field(default_factory=dict)  # symbol -> the venue could not say
+    refusals: tuple[str, ...] = ()
+
+    @property
+    def summary(self) -> str:
+        parts = [f"{len(self.canceled)} open orders canceled"]
+        if self.sent or self.already_working or self.held_back:
+            parts.append(f"{len(self.sent)} positions sent to close")
+        if self.already_working:
+            parts.append(f"{len(self.already_working)} closing orders already working")
+        if self.held_back:
+            parts.append(f"nothing sent to close positions in {', '.join(sorted(self.held_back))}: "
+                         + "; ".join(sorted(set(self.held_back.values()))))
+        if self.unknown:
+            parts.append(f"closing orders in an unknown state at the venue (check by hand): "
+                         f"{', '.join(sorted(self.unknown))}")
+        return ", ".join(parts)
+
+
+def emergency_stop(broker: Broker, ledger: Ledger, *, flatten: bool, keys: FlattenKeys) -> EmergencyStopResult:
+    result = EmergencyStopResult(session=account_session(broker))
     for order in broker.open_orders():
+        recorded = ledger.order(order.client_order_id)
+        if recorded is not None and recorded["strategy"] == STRATEGY:
+            continue  # an earlier stop's closing order: cancelling it would leave the position open
         report = broker.cancel(order.client_order_id)
-        if ledger.order(order.client_order_id) is not None:
+        if recorded is not None:
             ledger.record_status(report)
-        canceled += 1
-    closed = 0
+        result.canceled.append(order.client_order_id)
     if flatten:
+        result.refusals = flatten_refusals(keys)
         for position in broker.positions():
-            if position.quantity == 0:
-                continue
-            side = Side.SELL if position.quantity > 0 else Side.BUY
-            intent = OrderIntent(
-                client_order_id=make_client_order_id("emergency", session, position.symbol, side,
-                                                     OrderPurpose.FLATTEN),
-                symbol=position.symbol, side=side, quantity=abs(position.quantity),
-                session=session, strategy="emergency", purpose=OrderPurpose.FLATTEN,
-            )
-            # Flattening bypasses the kill switch on purpose: it only ever reduces risk.
-            if ledger.record_intent(intent, broker.name, dry_run=False, status="submitting"):
-                ledger.record_status(broker.submit(intent))
-                closed += 1
-    return f"{canceled} open orders canceled, {closed} positions sent to close"
+            if abs(position.quantity) > QUANTITY_EPSILON:
+                _close(broker, ledger, position.symbol, position.quantity, result)
+    return result
+
+
+def _close(broker: Broker, ledger: Ledger, symbol: str, quantity: float, result: EmergencyStopResult) -> None:
+    side = Side.SELL if quantity > 0 else Side.BUY
+    intent = OrderIntent(
+        client_order_id=make_client_order_id(STRATEGY, result.session, symbol, side, OrderPurpose.FLATTEN),
+        symbol=symbol, side=side, quantity=abs(quantity), session=result.session, strategy=STRATEGY,
+        purpose=OrderPurpose.FLATTEN,
+    )
+    if result.refusals:
+        reason = "; ".join(result.refusals)
+        ledger.record_intent(intent, broker.name, dry_run=True, status="not_sent", reason=reason)
+        result.held_back[symbol] = reason
+        return
+    if not ledger.record_intent(intent, broker.name, dry_run=False, status="submitting"):
+        recorded = ledger.order(intent.client_order_id)
+        if recorded["status"] != "not_sent":
+            result.already_working.append(symbol)
+            return
+        if abs(recorded["quantity"] - intent.quantity) > QUANTITY_EPSILON:
+            result.held_back[symbol] = (
+                f"a closing order for {recorded['quantity']:g} shares was held back earlier this session "
+                f"and the position is now {intent.quantity:g}: close {symbol} at the broker by hand")
+            return
+        ledger.mark_submitting(intent.client_order_id)  # held back earlier, confirmed now
+    try:
+        ledger.record_status(broker.submit(intent))
+    except OrderStateUnknown as unknown:
+        # never re-sent on this: the intent stays `submitting` for reconciliation to raise
+        result.unknown[symbol] = str(unknown)
+        return
+    result.sent.append(symbol)

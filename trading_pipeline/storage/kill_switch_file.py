@@ -101,7 +101,13 @@ class KillSwitchStore:
         mirror it into the warehouse without waiting long; a later call mirrors what is left."""
         path = self.path(event.account)
         if not path.exists():
-            self._adopt(event.account)
+            try:
+                self._adopt(event.account, self.mirror_wait_seconds)
+            except duckdb.IOException as error:
+                if "lock" not in str(error).lower():
+                    raise
+                # The warehouse is busy: the new event decides the state anyway; older events
+                # stay in kill_switch_events, only this file's history starts here.
         with self._lock(event.account):
             _append_line(path, event.line())
         self.mirror(event.account)
@@ -127,9 +133,10 @@ class KillSwitchStore:
             return False
         return True
 
-    def _adopt(self, account: str) -> list[KillSwitchEvent]:
+    def _adopt(self, account: str, lock_wait_seconds: float | None = None) -> list[KillSwitchEvent]:
         """A warehouse from before this file existed: start the file from its recorded events."""
-        rows = self.warehouse.query(
+        warehouse = self.warehouse if lock_wait_seconds is None else Warehouse(self.warehouse.path, lock_wait_seconds)
+        rows = warehouse.query(
             """select recorded_at, engaged, reason, actor, account from kill_switch_events
                where account = ? order by recorded_at""", [account])
         events = [KillSwitchEvent(**row) for row in rows.iter_rows(named=True)]

@@ -115,3 +115,14 @@ def test_an_account_name_that_is_no_file_name_is_refused(tmp_path):
         ledger.set_kill_switch("../elsewhere", True, "stop", actor="desk")
     with pytest.raises(ValueError, match="a reason is required"):
         ledger.set_kill_switch("simulator", True, "  ", actor="desk")
+
+
+def test_the_first_engagement_takes_effect_while_another_process_holds_the_warehouse(tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    Warehouse(path).execute("select 1")  # the warehouse exists, the switch's file does not yet
+    with warehouse_locked_by_another_process(path):
+        Ledger(Warehouse(path)).set_kill_switch("simulator", True, "manual stop", actor="desk")
+        assert Ledger(Warehouse(path)).kill_switch_engaged("simulator") == (True, "manual stop")
+    assert mirrored(Warehouse(path), "simulator") == []
+    Ledger(Warehouse(path)).kill_switch_history("simulator")
+    assert mirrored(Warehouse(path), "simulator") == [(True, "manual stop", "desk")]

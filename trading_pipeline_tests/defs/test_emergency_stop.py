@@ -1,0 +1,92 @@
+"""The emergency stop uses the account as it is: the paper simulator's clock does not move, and
+closing orders are recorded for the account's own session. The kill switch shows in the UI
+(asset `kill_switch`) the moment either job changes it, with its history."""
+
+from datetime import date
+
+import dagster as dg
+import pytest
+
+from trading_pipeline.brokers.simulator import PaperSimulator, SimulatorConfig
+from trading_pipeline.defs.assets.controls import KILL_SWITCH_KEY
+from trading_pipeline.defs.jobs import clear_kill_switch_job, emergency_stop_job
+from trading_pipeline.defs.resources import (
+    AlertsResource,
+    MarketDataResource,
+    SimulatorBrokerResource,
+    StrategyResource,
+    WarehouseResource,
+)
+from trading_pipeline.definitions import build_definitions
+from trading_pipeline.domain.market import SyntheticMarket
+from trading_pipeline.domain.orders import OrderIntent, Side
+from trading_pipeline.storage.warehouse import Warehouse
+
+BOUGHT = date(2024, 5, 1)
+CLOCK = date(2024, 5, 2)  # the account's latest session: far behind today
+
+
+@pytest.fixture
+def holding(tmp_path):
+    """A simulator account holding two positions, its clock at CLOCK."""
+    path = tmp_path / "warehouse.duckdb"
+    market = SyntheticMarket(seed=7, universe_size=6)
+    broker = PaperSimulator(Warehouse(path), lambda s: market.bars([s]), SimulatorConfig())
+    broker.advance_to(BOUGHT)
+    symbols = sorted(market.bars([BOUGHT])["symbol"])[:2]
+    for symbol in symbols:
+        broker.submit(OrderIntent(client_order_id=f"buy-{symbol}", symbol=symbol, side=Side.BUY,
+                                  quantity=5, session=BOUGHT, strategy="daily_ml"))
+    broker.advance_to(CLOCK)
+    return path, symbols
+
+
+def resources(path):
+    return {"warehouse": WarehouseResource(path=str(path)), "market": MarketDataResource(seed=7, universe_size=6),
+            "broker": SimulatorBrokerResource(), "strategy": StrategyResource(), "alerts": AlertsResource()}
+
+
+def kill_switch_shown(instance):
+    event = instance.get_latest_materialization_event(KILL_SWITCH_KEY)
+    assert event is not None, "the kill_switch asset was not reported"
+    return event.asset_materialization.metadata
+
+
+def test_an_emergency_flatten_leaves_the_simulator_clock_where_it_was(holding):
+    path, symbols = holding
+    result = emergency_stop_job.execute_in_process(
+        run_config={"ops": {"engage_kill_switch_and_cancel": {"config": {"reason": "stop", "flatten": True}}}},
+        resources=resources(path), instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    warehouse = Warehouse(path)
+    assert PaperSimulator(warehouse, lambda s: None).clock == CLOCK
+    closing = warehouse.query("select symbol, side, session, status from ledger_orders "
+                              "where strategy = 'emergency' order by symbol")
+    assert closing.rows() == [(s, "sell", CLOCK, "new") for s in symbols]  # working for the next open
+
+
+def test_the_kill_switch_asset_shows_the_state_and_history_as_each_job_changes_it(holding):
+    path, _ = holding
+    instance = dg.DagsterInstance.ephemeral()
+    emergency_stop_job.execute_in_process(
+        run_config={"ops": {"engage_kill_switch_and_cancel": {"config": {"reason": "desk call"}}}},
+        resources=resources(path), instance=instance)
+    shown = kill_switch_shown(instance)
+    assert shown["state"].value == "engaged" and shown["reason"].value == "desk call"
+    assert shown["account"].value == "simulator" and shown["actor"].value.startswith("run ")
+
+    clear_kill_switch_job.execute_in_process(
+        run_config={"ops": {"clear_kill_switch": {"config": {"reason": "broker checked"}}}},
+        resources=resources(path), instance=instance)
+    shown = kill_switch_shown(instance)
+    assert shown["state"].value == "released" and shown["reason"].value == "broker checked"
+    history = shown["history"]
+    assert isinstance(history, dg.TableMetadataValue)
+    assert [c.name for c in history.schema.columns] == ["recorded_at", "state", "reason", "actor"]
+    assert [(r.data["state"], r.data["reason"]) for r in history.records] == [
+        ("released", "broker checked"), ("engaged", "desk call")]  # newest first
+
+
+def test_the_kill_switch_is_an_asset_of_the_code_location(small_settings):
+    defs = build_definitions(small_settings())
+    assert KILL_SWITCH_KEY in defs.resolve_asset_graph().get_all_asset_keys()
