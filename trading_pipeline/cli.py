@@ -75,6 +75,36 @@ Where to look next:
     return 0
 
 
+def _robinhood_login(_: argparse.Namespace) -> int:
+    """The one interactive Robinhood login on a machine: password, MFA code and approval of
+    this device in the Robinhood app. The session it stores (mode 600, under the project's
+    home) lets the unattended daily runs log in as the same, approved device."""
+    import os
+
+    from trading_pipeline.brokers.robinhood import RobinhoodConfig, RobinhoodLoginError
+    from trading_pipeline.brokers.robinhood.login import first_login
+
+    from dotenv import dotenv_values
+
+    settings = TradingSettings()
+    values = {**dotenv_values(".env"), **os.environ}  # as the runs see them: .env, then the environment
+    try:
+        config = RobinhoodConfig.from_values(
+            values.get("ROBINHOOD_USERNAME"), values.get("ROBINHOOD_PASSWORD"),
+            values.get("ROBINHOOD_TOTP_SECRET"), settings.home / "robinhood")
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
+    print("Logging in to Robinhood; approve this device in the Robinhood app when it asks.")
+    try:
+        stored = first_login(config)
+    except RobinhoodLoginError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(f"Robinhood session stored in {stored}: the daily runs now log in without you.")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trading_pipeline.cli")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -84,8 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--end", type=date.fromisoformat, required=True)
     summary = commands.add_parser("summary", help="orders, positions and equity of a session")
     summary.add_argument("--session", type=date.fromisoformat)
+    commands.add_parser("robinhood-login", help="log in to Robinhood once at a terminal, approving "
+                        "this device, so unattended runs can log in")
     args = parser.parse_args(argv)
-    handler = {"latest-session": _latest_session, "run-sessions": _run_sessions, "summary": _summary}
+    handler = {"latest-session": _latest_session, "run-sessions": _run_sessions, "summary": _summary,
+               "robinhood-login": _robinhood_login}
     return handler[args.command](args)
 
 

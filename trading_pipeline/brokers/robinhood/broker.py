@@ -1,10 +1,11 @@
 """RobinhoodBroker: the `Broker` protocol on robin_stocks, with a TOTP login (pyotp).
 
-Exactly once without a broker-side idempotency key: the caller's ledger is checked first
-(not here); here, every client order id is mapped to its Robinhood order in a file under
-`session_dir`, an attempt is recorded before each send, and before each send the recent
-orders at Robinhood are searched for one that matches the intent and belongs to no other
-client id. Such an order (sent before, answer lost) is adopted instead of sending again.
+Exactly once: the caller's ledger is checked first (not here). Here every order carries a
+`ref_id` derived from its client order id: Robinhood's idempotency key, which it refuses to
+book twice ("Order with this ref_id already exists."). A send whose answer was lost is simply
+sent again: either it is booked now, or Robinhood refuses the repeat and the order is found
+by its ref_id. Every client order id is also mapped to its Robinhood order in a file under
+`session_dir` (an attempt is recorded before each send), so status and cancel find it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from trading_pipeline.brokers.base import BrokerError, OrderNotFound
+from trading_pipeline.brokers.base import BrokerError, OrderNotFound, OrderStateUnknown, UnreadableItem
 from trading_pipeline.brokers.rate_limit import RateLimiter
 from trading_pipeline.brokers.retry import call_with_retries
 from trading_pipeline.brokers.robinhood import translate
@@ -42,8 +43,12 @@ from trading_pipeline.domain.orders import (
 log = logging.getLogger(__name__)
 
 BROKER = "Robinhood"
-ADOPT_WINDOW = timedelta(minutes=5)
 CLOCK_SKEW = timedelta(minutes=1)  # between this machine's clock and Robinhood's
+# Robinhood cancels a good-til-canceled order 90 days after it was placed, so no open order
+# was last updated longer ago than that: open orders are looked for in this window only.
+OPEN_ORDER_LOOKBACK = timedelta(days=100)
+MAX_ORDER_PAGES = 50  # of Robinhood's order list (100 a page): stops a runaway history walk
+DUPLICATE_REF_ID = "ref_id"  # the field Robinhood names when it refuses a reused ref_id
 
 
 class RobinhoodBroker:
@@ -51,7 +56,8 @@ class RobinhoodBroker:
     instance per process and `close()` it (or use it as a context manager) when done.
 
     `transport` is the requests adapter that really sends (default: a plain `HTTPAdapter`);
-    `limiter`, `retry_sleep` and `now` are there so tests need no real time.
+    `limiter`, `retry_sleep` and `now` are there so tests need no real time. `interactive`
+    lets Robinhood's device approval flow run (only `first_login`, at a terminal, sets it).
     """
 
     name = "robinhood"
@@ -64,18 +70,22 @@ class RobinhoodBroker:
         limiter: RateLimiter | None = None,
         retry_sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        adopt_window: timedelta = ADOPT_WINDOW,
+        interactive: bool = False,
+        max_order_pages: int = MAX_ORDER_PAGES,
     ) -> None:
         self.config = config
         self._now = now
         self._retry_sleep = retry_sleep
-        self._adopt_window = adopt_window
+        self._interactive = interactive
+        self._max_order_pages = max_order_pages
+        self._unreadable: dict[str, list[UnreadableItem]] = {}
         self._prepare_session_dir()
         self._orders = OrderMap(config.session_dir)
         self._transport = GuardedTransport(
             inner=transport or HTTPAdapter(),
             limiter=limiter or robinhood_rate_limiter(),
             timeout=config.timeout_seconds,
+            interactive=interactive,
         )
         self._sdk = SdkSession(self._transport)
         self._sdk.install()
@@ -95,6 +105,13 @@ class RobinhoodBroker:
         self.close()
 
     @property
+    def unreadable_items(self) -> list[UnreadableItem]:
+        """What the latest open_orders() and fills() calls could not read (an order state this
+        adapter does not know, an order it cannot parse): left out of that call's answer and
+        listed here, for reconciliation to raise as a break."""
+        return [item for items in self._unreadable.values() for item in items]
+
+    @property
     def token_file(self) -> Path:
         return token_file(self.config)
 
@@ -107,7 +124,7 @@ class RobinhoodBroker:
     def _ensure_logged_in(self) -> None:
         with self._login_lock:
             if not self._sdk.logged_in:
-                log_in(self._sdk, self.config, self._secrets())
+                log_in(self._sdk, self.config, self._secrets(), interactive=self._interactive)
 
     def _prepare_session_dir(self) -> None:
         folder = self.config.session_dir
@@ -209,29 +226,40 @@ class RobinhoodBroker:
                     )
                 return report
             entry = self._orders.record_attempt(intent, self._now())
-            since = min(self._now() - self._adopt_window, entry.first_attempt - CLOCK_SKEW)
-            return self._retrying(f"submit {cid}", lambda: self._adopt_or_send(intent, since))
+            since = entry.first_attempt - CLOCK_SKEW
+            return self._retrying(f"submit {cid}", lambda: self._send(intent, since))
 
-    def _adopt_or_send(self, intent: OrderIntent, since: datetime) -> OrderStatusReport:
+    def _send(self, intent: OrderIntent, since: datetime) -> OrderStatusReport:
+        """Post the order with its deterministic ref_id. Safe to repeat: a repeat that reaches
+        Robinhood after the first was booked is refused, and the booked order is reported."""
         cid = intent.client_order_id
         instrument = self._instrument_url(intent.symbol)
         if instrument is None:
             return translate.rejected_report(
                 intent, f"Robinhood does not list the symbol {intent.symbol}; no order was placed"
             )
-        lost = self._find_lost_order(intent, instrument, since)
-        if lost is not None:
-            self._orders.link(cid, lost["id"])
-            log.warning("adopted Robinhood order %s for %s: sent before, answer lost", lost["id"], cid)
-            return self._report(lost, cid, self._orders.get(cid))
-        call = translate.sdk_order_call(intent)
-        result = self._run(lambda: getattr(self._sdk.rh, call.function)(**call.kwargs))
+        rh, helper, urls = self._sdk.rh, self._sdk.helper, self._sdk.urls
+
+        def place():
+            account_url = rh.load_account_profile(info="url")
+            quotes = rh.get_quotes(intent.symbol.upper())
+            quote = quotes[0] if quotes and isinstance(quotes[0], dict) else None
+            if not account_url or quote is None:
+                return None  # the outcomes say why (a refusal or no answer)
+            payload, as_json = translate.order_payload(
+                intent, account_url=account_url, instrument_url=instrument, quote=quote,
+                now=datetime.now())  # robin_stocks stamps bid_ask_timestamp in local time
+            return helper.request_post(urls.orders_url(), payload, json=as_json)
+
+        result = self._run(place)
         posts = [o for o in result.outcomes if o.method == "POST" and o.path == "/orders/"]
         post = posts[-1] if posts else None
         order = result.value
         if post is not None and post.status in (200, 201) and isinstance(order, dict) and order.get("id"):
             entry = self._orders.link(cid, order["id"])
             return self._report(order, cid, entry)
+        if post is not None and post.refused and isinstance(post.body, dict) and DUPLICATE_REF_ID in post.body:
+            return self._booked_before(intent, since)
         refused = post if post is not None and post.refused else next(
             (o for o in reversed(result.outcomes) if o.refused), None
         )
@@ -245,21 +273,41 @@ class RobinhoodBroker:
             f"robin_stocks did not place {cid}: " + scrub(cause or "no answer and no error", self._secrets())
         )
 
-    def _find_lost_order(self, intent: OrderIntent, instrument: str, since: datetime) -> dict | None:
-        found = self._read(
-            "list recent orders",
-            lambda: self._sdk.rh.get_all_stock_orders(start_date=translate.format_time(since)),
+    def _booked_before(self, intent: OrderIntent, since: datetime) -> OrderStatusReport:
+        """Robinhood refused the ref_id as already used: an earlier send (answer lost) booked
+        the order. Find it by its ref_id and report it."""
+        cid, ref_id = intent.client_order_id, translate.ref_id_for(intent.client_order_id)
+        found = [o for o in self._orders_since(since, "find an order by its ref_id") if o.get("ref_id") == ref_id]
+        if not found:
+            raise OrderStateUnknown(
+                f"Robinhood says an order with ref_id {ref_id} ({cid}) exists but does not list it "
+                f"among the orders updated since {since.isoformat()}: not sending it again; look "
+                "for it in the Robinhood app and record what you find"
+            )
+        order = found[0]
+        entry = self._orders.link(cid, order["id"])
+        log.warning("Robinhood order %s for %s was booked by an earlier send whose answer was lost",
+                    order["id"], cid)
+        return self._report(order, cid, entry)
+
+    def _orders_since(self, since: datetime, operation: str) -> list[dict]:
+        """Robinhood's orders updated since `since`, page by page, at most `max_order_pages`."""
+        helper, urls = self._sdk.helper, self._sdk.urls
+        url: str | None = urls.orders_url(start_date=translate.format_time(since))
+        orders: list[dict] = []
+        for _ in range(self._max_order_pages):
+            page = self._query(operation, lambda: helper.request_get(url, "regular")).value
+            if not isinstance(page, dict):
+                raise BrokerError(f"Robinhood answered {operation} with no list of orders")
+            orders.extend(o for o in page.get("results") or [] if isinstance(o, dict))
+            url = page.get("next")
+            if not url:
+                return orders
+        raise BrokerError(
+            f"Robinhood lists more than {self._max_order_pages} pages of orders updated since "
+            f"{since.isoformat()} ({operation}); nothing was read. Ask for a shorter period, or "
+            "raise max_order_pages after checking the account in the app"
         )
-        taken = set(self._orders.by_order_id())
-        candidates = sorted(
-            (o for o in (found.value or []) if isinstance(o, dict) and o.get("id") not in taken
-             and translate.matches_intent(o, intent, instrument, since)),
-            key=lambda o: o.get("created_at") or "",
-        )
-        if len(candidates) > 1:
-            log.warning("%d unclaimed Robinhood orders match %s; adopting the oldest",
-                        len(candidates), intent.client_order_id)
-        return candidates[0] if candidates else None
 
     def _resolve(self, client_order_id: str) -> tuple[str | None, MappedOrder | None]:
         entry = self._orders.get(client_order_id)
@@ -313,29 +361,44 @@ class RobinhoodBroker:
         return report
 
     def open_orders(self) -> list[OrderStatusReport]:
-        found = self._query("list open orders", lambda: self._sdk.rh.get_all_open_stock_orders())
+        # robin_stocks' get_all_open_stock_orders walks the account's whole history; open
+        # orders were all updated within the look-back, so only that part is read
+        found = self._orders_since(self._now() - OPEN_ORDER_LOOKBACK, "list open orders")
         mapped = self._orders.by_order_id()
-        reports = []
-        for order in found.value or []:
+        reports, unreadable = [], []
+        for order in found:
+            if order.get("cancel") is None:  # robin_stocks' own test for "open"
+                continue
             cid, entry = self._client_id(order, mapped)
-            reports.append(self._report(order, cid, entry))
+            try:
+                reports.append(self._report(order, cid, entry))
+            except BrokerError as error:
+                unreadable.append(self._unreadable_order("order", order, error))
+        self._unreadable["order"] = unreadable
         return reports
 
     def fills(self, since: datetime) -> list[FillReport]:
         since = since if since.tzinfo else since.replace(tzinfo=UTC)
-        found = self._query(
-            "list fills",
-            lambda: self._sdk.rh.get_all_stock_orders(start_date=translate.format_time(since)),
-        )
+        found = self._orders_since(since, "list fills")
         mapped = self._orders.by_order_id()
         reports: list[FillReport] = []
-        for order in found.value or []:
+        unreadable = []
+        for order in found:
             if not order.get("executions"):
                 continue
             cid, entry = self._client_id(order, mapped)
-            symbol = entry.symbol if entry else self._symbol_for(order["instrument"])
-            reports.extend(translate.fill_reports(order, client_order_id=cid, symbol=symbol, since=since))
+            try:
+                symbol = entry.symbol if entry else self._symbol_for(order["instrument"])
+                reports.extend(translate.fill_reports(order, client_order_id=cid, symbol=symbol, since=since))
+            except (BrokerError, KeyError, ValueError, TypeError) as error:
+                unreadable.append(self._unreadable_order("fill", order, error))
+        self._unreadable["fill"] = unreadable
         return sorted(reports, key=lambda f: f.filled_at)
+
+    def _unreadable_order(self, kind: str, order: dict, error: Exception) -> UnreadableItem:
+        reason = scrub(f"state {order.get('state')!r}: {error}", self._secrets())[:300]
+        log.warning("Robinhood order %s left out of %s: %s", order.get("id"), kind, reason)
+        return UnreadableItem(kind, str(order.get("id")), reason)
 
     # -- holdings ------------------------------------------------------------------------
 

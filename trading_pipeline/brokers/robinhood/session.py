@@ -45,8 +45,11 @@ class SdkSession:
         import robin_stocks.robinhood as rh  # imported late: it builds a global session on import
         from robin_stocks.robinhood import globals as rh_globals
         from robin_stocks.robinhood import helper as rh_helper
+        from robin_stocks.robinhood import urls as rh_urls
 
         self.rh = rh
+        self.helper = rh_helper  # request_get / request_post: the SDK's own request helpers
+        self.urls = rh_urls
         self._helper = rh_helper
         self._session = rh_globals.SESSION
         self._transport = transport
@@ -88,17 +91,20 @@ class SdkSession:
         value = self._session.headers.get("Authorization")
         return value.split(" ", 1)[-1] if value else None
 
-    def call(self, fn: Callable[[], Any], secrets: Iterable[str | None]) -> SdkResult:
+    def call(self, fn: Callable[[], Any], secrets: Iterable[str | None], *,
+             show_output: bool = False) -> SdkResult:
         """Run `fn` (which calls robin_stocks) and return its value or error, the record of
-        its HTTP requests and what it printed (scrubbed)."""
+        its HTTP requests and what it printed (scrubbed). `show_output` leaves robin_stocks'
+        prints on the terminal: its device approval prompts are for a person to read."""
         with _SDK_LOCK:
             self._transport.begin()
             printed = io.StringIO()
             previous_output = self._helper.get_output()
-            self._helper.set_output(printed)
+            if not show_output:
+                self._helper.set_output(printed)
             value, error = None, None
             try:
-                with contextlib.redirect_stdout(printed):
+                with contextlib.nullcontext() if show_output else contextlib.redirect_stdout(printed):
                     value = fn()
             except Exception as exc:  # robin_stocks raises bare Exception and TypeErrors on bad data
                 error = exc

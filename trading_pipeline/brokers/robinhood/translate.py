@@ -9,7 +9,11 @@ What robin_stocks 3.4 actually sends (see `robin_stocks.robinhood.orders.order`)
   (same collar); a SELL stop as a market order with trigger "stop";
 - a trailing stop goes out (as JSON) as a market order with trigger "stop", a starting
   stop price computed from the last trade, and a `trailing_peg` of percentage or price;
-- `ref_id` is a fresh uuid4 the caller cannot set, so Robinhood offers no idempotency key.
+- robin_stocks sends a fresh uuid4 as `ref_id` and offers no way to set it. `ref_id` is
+  Robinhood's idempotency key (a reused one is refused: "Order with this ref_id already
+  exists.", robin_stocks PR #40), so the adapter builds the same payload itself (see
+  `order_payload`) with a ref_id derived from the client order id and posts it through
+  robin_stocks' own request helper: a re-sent order can never be booked twice.
 
 Robinhood takes fractional quantities on market orders that are good for the day only.
 """
@@ -17,6 +21,7 @@ Robinhood takes fractional quantities on market orders that are good for the day
 from __future__ import annotations
 
 import math
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -53,6 +58,71 @@ STATES = {
 EXTERNAL_PREFIX = "robinhood-"
 
 PRICE_TOLERANCE = 0.005  # robin_stocks rounds prices to cents above $1
+
+# ref_id = uuid5(this namespace, client order id): the same order always carries the same key
+REF_ID_NAMESPACE = uuid.UUID("6c1b9e0a-3f43-5d7e-9a51-0d2f5b8c4e17")
+BUY_COLLAR = "0.05"  # robin_stocks' preset_percent_limit on every regular-hours buy
+
+
+def ref_id_for(client_order_id: str) -> str:
+    return str(uuid.uuid5(REF_ID_NAMESPACE, client_order_id))
+
+
+def round_price(price: float) -> float:
+    """robin_stocks' rounding (helper.round_price): cents from $1, 4 decimals below, 6 below 1c."""
+    price = float(price)
+    return round(price, 6) if price <= 1e-2 else round(price, 4) if price < 1 else round(price, 2)
+
+
+def order_payload(intent: OrderIntent, *, account_url: str, instrument_url: str, quote: dict,
+                  now: datetime) -> tuple[dict[str, Any], bool]:
+    """(payload, send as JSON) for `intent`: what robin_stocks 3.4's `order` (regular hours)
+    or `order_trailing_stop` would post, with the deterministic `ref_id_for` the client order
+    id instead of a random uuid4. `quote` is Robinhood's quote for the symbol."""
+    call = sdk_order_call(intent)
+    kw = call.kwargs
+    side, symbol = str(intent.side), kw["symbol"]
+    common = {"account": account_url, "instrument": instrument_url, "symbol": symbol,
+              "quantity": kw["quantity"], "ref_id": ref_id_for(intent.client_order_id),
+              "time_in_force": kw["timeInForce"], "side": side}
+    if intent.order_type is OrderType.TRAILING_STOP:
+        extended = quote.get("last_extended_hours_trade_price")
+        last = round_price(extended if extended is not None else quote["last_trade_price"])
+        amount = float(kw["trailAmount"])
+        margin = amount if kw["trailType"] == "amount" else last * amount * 0.01
+        stop = round_price(last + margin if side == "buy" else last - margin)
+        payload = {**common, "type": "market", "stop_price": stop, "trigger": "stop", "extended_hours": False}
+        if side == "buy":
+            payload["price"] = round_price(stop * 1.05)
+        if kw["trailType"] == "amount":
+            payload["trailing_peg"] = {"type": "price", "price": {"amount": amount, "currency_code": "USD"}}
+        else:
+            payload["trailing_peg"] = {"type": "percentage", "percentage": str(amount)}
+        return payload, True
+    limit, stop = kw.get("limitPrice"), kw.get("stopPrice")
+    order_type, trigger, price = "market", "immediate", None
+    if limit and stop:
+        price, stop, order_type, trigger = round_price(limit), round_price(stop), "limit", "stop"
+    elif limit:
+        price, order_type = round_price(limit), "limit"
+    elif stop:
+        stop = round_price(stop)
+        price, trigger = (stop if side == "buy" else None), "stop"
+    else:
+        price = round_price(quote["ask_price" if side == "buy" else "bid_price"])
+    payload = {**common, "price": price, "ask_price": round_price(quote["ask_price"]),
+               "bid_ask_timestamp": now.strftime("%Y-%m-%d %H:%M:%S.%f"),
+               "bid_price": round_price(quote["bid_price"]), "type": order_type, "stop_price": stop,
+               "trigger": trigger, "market_hours": "regular_hours", "extended_hours": False,
+               "order_form_version": 4}
+    if order_type == "market" and trigger != "stop":
+        del payload["stop_price"]
+    if side == "buy":
+        payload["preset_percent_limit"] = BUY_COLLAR
+        payload["type"] = "limit"
+    elif order_type == "market":
+        del payload["price"]
+    return payload, False
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,23 +177,6 @@ def sdk_order_call(intent: OrderIntent) -> SdkOrderCall:
     return SdkOrderCall("order", {**common, **prices})
 
 
-def robinhood_shape(intent: OrderIntent) -> tuple[str, str]:
-    """The (type, trigger) Robinhood records for an order robin_stocks placed for `intent`."""
-    buy = intent.side is Side.BUY
-    match intent.order_type:
-        case OrderType.MARKET:
-            return ("limit" if buy else "market", "immediate")
-        case OrderType.LIMIT:
-            return ("limit", "immediate")
-        case OrderType.STOP:
-            return ("limit" if buy else "market", "stop")
-        case OrderType.STOP_LIMIT:
-            return ("limit", "stop")
-        case OrderType.TRAILING_STOP:
-            return ("market", "stop")
-    raise ValueError(f"unknown order type {intent.order_type!r}")
-
-
 def _number(value: Any) -> float | None:
     if value is None or value == "":
         return None
@@ -145,34 +198,6 @@ def parse_time(text: str | None) -> datetime | None:
 def format_time(moment: datetime) -> str:
     """Robinhood's query-string timestamp (no '+', which a query string would turn into a space)."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def matches_intent(order: dict, intent: OrderIntent, instrument_url: str, since: datetime) -> bool:
-    """Is this Robinhood order what robin_stocks would have placed for `intent`, since `since`?
-
-    Used to adopt an order whose answer was lost instead of sending it again.
-    """
-    created = parse_time(order.get("created_at"))
-    if created is None or created < since:
-        return False
-    if order.get("instrument") != instrument_url or order.get("side") != str(intent.side):
-        return False
-    quantity = _number(order.get("quantity"))
-    if quantity is None or abs(quantity - float(intent.quantity)) > 1e-6:
-        return False
-    if (order.get("type"), order.get("trigger")) != robinhood_shape(intent):
-        return False
-    if bool(order.get("trailing_peg")) != (intent.order_type is OrderType.TRAILING_STOP):
-        return False
-    if order.get("time_in_force") != TIME_IN_FORCE[intent.time_in_force]:
-        return False
-    if intent.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
-        if not _close(_number(order.get("price")), intent.limit_price):
-            return False
-    if intent.order_type in (OrderType.STOP, OrderType.STOP_LIMIT):
-        if not _close(_number(order.get("stop_price")), intent.stop_price):
-            return False
-    return True
 
 
 def infer_order_type(order: dict) -> OrderType:

@@ -79,8 +79,10 @@ class DeviceVerificationRequired(requests.ConnectionError):
 class GuardedTransport(HTTPAdapter):
     """Wraps the adapter that really sends (`inner`): limiter first, fixed timeout, record after."""
 
-    def __init__(self, *, inner: HTTPAdapter, limiter: RateLimiter, timeout: float) -> None:
+    def __init__(self, *, inner: HTTPAdapter, limiter: RateLimiter, timeout: float,
+                 interactive: bool = False) -> None:
         super().__init__()
+        self._interactive = interactive  # a person at the keyboard may approve the device
         self._inner = inner
         self._limiter = limiter
         self._timeout = timeout
@@ -101,7 +103,7 @@ class GuardedTransport(HTTPAdapter):
     def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
         method = (request.method or "GET").upper()
         path = urlsplit(request.url).path or "/"
-        if _INTERACTIVE.match(path):
+        if _INTERACTIVE.match(path) and not self._interactive:
             self._record(Outcome(method, path, error=VERIFICATION_REFUSED))
             raise DeviceVerificationRequired("Robinhood asked to approve this device interactively")
         buckets = (REQUESTS, ORDERS) if is_order_action(method, path) else (REQUESTS,)

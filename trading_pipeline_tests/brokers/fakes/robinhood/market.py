@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 API = "https://api.robinhood.com"
 OPEN_STATES = ("queued", "unconfirmed", "confirmed", "partially_filled")
+FINAL_STATES = ("filled", "cancelled", "rejected", "failed", "voided")
 
 
 def robinhood_time_now() -> str:
@@ -86,6 +87,15 @@ class FakeMarket:
             order["state"] = "filled" if total >= order["quantity"] else "partially_filled"
             order["updated_at"] = order["last_transaction_at"] = robinhood_time_now()
             self._book(order["symbol"], order["side"], quantity, price)
+
+    def end_of_day(self) -> list[str]:
+        """The session closes: good-for-the-day orders still working are cancelled (as
+        Robinhood shows an unfilled day order); the ids of those orders."""
+        with self._lock:
+            ended = [o for o in self._open_orders() if o["time_in_force"] == "gfd"]
+            for order in ended:
+                order["state"], order["updated_at"] = "cancelled", robinhood_time_now()
+            return [o["id"] for o in ended]
 
     # -- what the harness asks ------------------------------------------------------------
 
@@ -188,6 +198,19 @@ class FakeMarket:
         if not quantity.is_integer() and not day_market:
             return 400, {"detail": "Fractional orders must be market orders good for the day."}
         price = float(payload["price"]) if payload.get("price") not in (None, "") else None
+        ref_id = payload.get("ref_id")
+        if ref_id and any(o["ref_id"] == ref_id for o in self.orders.values()):
+            # Robinhood's idempotency key: seen in robin_stocks PR #40 (2019), where a reused
+            # ref_id was answered {'ref_id': ['Order with this ref_id already exists.']}
+            return 400, {"ref_id": ["Order with this ref_id already exists."]}
+        collar = payload.get("preset_percent_limit")
+        market_buy = (payload["side"] == "buy" and price is not None and payload["trigger"] == "immediate"
+                      and payload.get("ask_price") not in (None, "") and price == float(payload["ask_price"]))
+        if collar not in (None, "") and market_buy:
+            # robin_stocks sends a market buy as a limit at the ask with preset_percent_limit;
+            # Robinhood books it as a limit collared that far above (its "collared market
+            # order"): queued after hours, it fills at the open only inside the collar
+            price = round(price * (1 + float(collar)), 2)
         cost = quantity * (price or self.prices[symbol])
         if payload["side"] == "buy" and cost > self.cash - self._reserved("buy"):
             return 400, {"detail": "You do not have enough buying power to place this order."}
@@ -197,7 +220,7 @@ class FakeMarket:
         oid = str(uuid.uuid4())
         stop = payload.get("stop_price")
         self.orders[oid] = {
-            "id": oid, "seq": len(self.received_orders), "ref_id": payload.get("ref_id"),
+            "id": oid, "seq": len(self.received_orders), "ref_id": ref_id,
             "symbol": symbol, "instrument": payload["instrument"], "side": payload["side"],
             "quantity": quantity, "type": payload["type"], "trigger": payload["trigger"],
             "time_in_force": payload["time_in_force"], "price": price,
@@ -208,7 +231,8 @@ class FakeMarket:
         }
         return 201, self._order_json(self.orders[oid])
     def _order_json(self, o: dict) -> dict:
-        is_open = o["state"] in OPEN_STATES
+        # Robinhood gives every order that is not finished a cancel link, whatever its state
+        is_open = o["state"] not in FINAL_STATES
         return {
             "id": o["id"], "ref_id": o["ref_id"], "url": f"{API}/orders/{o['id']}/",
             "account": self.account_url, "instrument": o["instrument"],

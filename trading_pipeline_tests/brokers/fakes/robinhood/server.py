@@ -4,9 +4,15 @@ Served: the OAuth2 token (password + TOTP MFA code checked with pyotp), accounts
 portfolios, positions, instruments by symbol and by URL, quotes, and orders (create as form
 or JSON, list with `updated_at[gte]` and pagination, get, cancel) with fills as executions.
 
+Device approval, as robin_stocks 3.4's login meets it: a token request from a device token
+Robinhood has not approved is answered 403 with a `verification_workflow`; robin_stocks then
+walks Robinhood's "pathfinder" flow (user_machine, inquiries, push prompt status) while the
+person approves in the app (`approve_in_app`), and asks for the token again. The device
+token is what is approved, so a client that keeps it is not asked again.
+
 HTTP controls: `fail_next` (403/422/429/500 ...), `drop_answer_to_next_accepted_order`,
-`slow_next_answer`, `require_device_verification`, `revoke_tokens`, `stop`; the book's
-controls (`fill_working_orders`, `set_price`, ...) are in `FakeMarket`.
+`slow_next_answer`, `require_device_verification`, `approve_device`, `revoke_tokens`, `stop`;
+the book's controls (`fill_working_orders`, `set_price`, `end_of_day`, ...) are in `FakeMarket`.
 """
 
 from __future__ import annotations
@@ -41,7 +47,10 @@ class FakeRobinhood(FakeMarket):
         self._failures: list[dict] = []
         self._drop_next_order_answer = False
         self._slow: dict | None = None
-        self._verification = False
+        self.approved_devices: set[str] = set()
+        self.device_tokens: list[str] = []  # the device token of every token request
+        self.approve_in_app = False  # whether the person taps "approve" when the app asks
+        self._workflows: dict[str, str] = {}  # workflow or machine id -> device token
         self._server: ThreadingHTTPServer | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -86,7 +95,13 @@ class FakeRobinhood(FakeMarket):
         self._slow = dict(seconds=seconds, method=method, path=path)
 
     def require_device_verification(self) -> None:
-        self._verification = True
+        """Forget every approved device: the next login must be approved in the app."""
+        with self._lock:
+            self.approved_devices.clear()
+
+    def approve_device(self, device_token: str) -> None:
+        with self._lock:
+            self.approved_devices.add(device_token)
 
     def revoke_tokens(self) -> None:
         with self._lock:
@@ -110,6 +125,8 @@ class FakeRobinhood(FakeMarket):
                     return failure["status"], failure["body"]
             if path == "/oauth2/token/" and method == "POST":
                 return self._token(payload)
+            if path.startswith(("/pathfinder/", "/push/")):
+                return self._device_approval(method, path)
             if (headers.get("Authorization") or "").removeprefix("Bearer ") not in self.tokens:
                 return 401, {"detail": "Authentication credentials were not provided."}
             return self._route(method, path, query, payload, headers.get("Content-Type") or "")
@@ -175,8 +192,11 @@ class FakeRobinhood(FakeMarket):
         self.mfa_codes.append(form["mfa_code"])
         if not self.totp.verify(form["mfa_code"], valid_window=1):
             return 400, {"detail": "Please enter a valid code."}
-        if self._verification:
-            workflow = {"id": "wf-1", "workflow_status": "workflow_status_internal_pending"}
+        self.device_tokens.append(form.get("device_token") or "")
+        if form.get("device_token") not in self.approved_devices:
+            workflow_id = f"wf-{len(self._workflows) + 1}"
+            self._workflows[workflow_id] = form.get("device_token") or ""
+            workflow = {"id": workflow_id, "workflow_status": "workflow_status_internal_pending"}
             return 403, {"verification_workflow": workflow}
         token = "fake-access-" + random_tokens.token_hex(12)
         refresh = "fake-refresh-" + random_tokens.token_hex(8)
@@ -184,6 +204,31 @@ class FakeRobinhood(FakeMarket):
         self.issued_tokens += [token, refresh]
         return 200, {"access_token": token, "token_type": "Bearer", "expires_in": 86400,
                      "refresh_token": refresh, "scope": "internal"}
+
+    def _device_approval(self, method: str, path: str):
+        """Robinhood's device approval flow, in the order robin_stocks 3.4 walks it."""
+        segments = [s for s in path.split("/") if s]
+        if (method, path) == ("POST", "/pathfinder/user_machine/"):
+            workflow = next(reversed(self._workflows), None)  # the latest refused login
+            if workflow is None:
+                return 400, {"detail": "No verification workflow."}
+            machine = f"machine-{workflow}"
+            self._workflows[machine] = self._workflows[workflow]
+            return 200, {"id": machine}
+        if segments[:2] == ["pathfinder", "inquiries"] and len(segments) == 4:
+            machine = segments[2]
+            if machine not in self._workflows:
+                return 404, {"detail": "Not found."}
+            if method == "GET":
+                challenge = {"id": f"challenge-{machine}", "type": "prompt", "status": "issued"}
+                return 200, {"context": {"sheriff_challenge": challenge}}
+            if self.approve_in_app:  # POST: continue the workflow once the app approved
+                self.approved_devices.add(self._workflows[machine])
+                return 200, {"type_context": {"result": "workflow_status_approved"}}
+            return 200, {"verification_workflow": {"workflow_status": "workflow_status_internal_pending"}}
+        if segments[:1] == ["push"] and segments[2:] == ["get_prompts_status"] and method == "GET":
+            return 200, {"challenge_status": "validated" if self.approve_in_app else "issued"}
+        return 404, {"detail": "Not found."}
 
     def _page(self, rows: list, query: dict, path: str) -> dict:
         start = int(query.get("cursor") or 0)

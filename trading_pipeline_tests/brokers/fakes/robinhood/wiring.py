@@ -59,16 +59,27 @@ FAKE_PASSWORD = "FAKEPASS-SHOULD-NOT-LEAK"
 FAKE_TOTP_SECRET = "FAKESECRETSHOULDNOTLEAK"  # valid base32, and recognisable in any output
 
 
-class RobinhoodRig:
-    """A started fake, a virtual clock, and brokers wired to both (closed together)."""
+APPROVED_DEVICE = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"  # approved once, as by robinhood-login
 
-    def __init__(self, folder: Path, **fake_options) -> None:
+
+class RobinhoodRig:
+    """A started fake, a virtual clock, and brokers wired to both (closed together).
+
+    With `approved_device` (the default) the session folder starts as `robinhood-login`
+    leaves it on a machine whose device Robinhood approved: a session file holding that
+    device token (and an access token that has long expired), so brokers log in unattended.
+    """
+
+    def __init__(self, folder: Path, *, approved_device: bool = True, **fake_options) -> None:
         reset_robin_stocks()
         self.folder = folder
         self.clock = VirtualClock()
         self.fake = FakeRobinhood(username=FAKE_USERNAME, password=FAKE_PASSWORD,
                                   totp_secret=FAKE_TOTP_SECRET, clock=self.clock, **fake_options).start()
         self._brokers: list = []
+        if approved_device:
+            self.fake.approve_device(APPROVED_DEVICE)
+            write_session_file(folder / "session", APPROVED_DEVICE)
 
     def config(self, **overrides):
         from trading_pipeline.brokers.robinhood import RobinhoodConfig
@@ -77,10 +88,12 @@ class RobinhoodRig:
                       session_dir=self.folder / "session")
         return RobinhoodConfig(**{**values, **overrides})
 
-    def broker(self, *, limiter=None, now=None, **config_overrides):
+    def broker(self, *, limiter=None, now=None, max_order_pages=None, **config_overrides):
         from trading_pipeline.brokers.robinhood import RobinhoodBroker, robinhood_rate_limiter
 
         extra = {"now": now} if now is not None else {}
+        if max_order_pages is not None:
+            extra["max_order_pages"] = max_order_pages
         broker = RobinhoodBroker(
             self.config(**config_overrides),
             transport=LoopbackTransport(self.fake.port),
@@ -96,6 +109,20 @@ class RobinhoodRig:
             broker.close()
         self.fake.stop()
         reset_robin_stocks()
+
+
+def write_session_file(folder: Path, device_token: str, access_token: str = "expired-long-ago") -> Path:
+    """A robin_stocks session pickle (its own keys) holding `device_token`, mode 600."""
+    import os
+    import pickle
+
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = folder / "robinhood.pickle"
+    with path.open("wb") as handle:
+        pickle.dump({"token_type": "Bearer", "access_token": access_token,
+                     "refresh_token": "expired-refresh", "device_token": device_token}, handle)
+    os.chmod(path, 0o600)
+    return path
 
 
 def reset_robin_stocks() -> None:
