@@ -16,7 +16,7 @@ install: $(UV)
 
 ## Run daily_trading_job for the latest completed NYSE session on the embedded default.
 demo: install
-	@SESSION=$${SESSION:-$$($(VENV_PY) -m trading_pipeline.cli latest-session)}; \
+	@SESSION=$${SESSION:-$$($(VENV_PY) -m trading_pipeline.cli latest-session)} || exit 1; \
 	echo "==> daily_trading_job for session $$SESSION (DAGSTER_HOME=$(DAGSTER_HOME))"; \
 	.venv/bin/dagster job execute -m trading_pipeline.definitions -j daily_trading_job \
 		--tags "{\"dagster/partition\": \"$$SESSION\"}" && \
