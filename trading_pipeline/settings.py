@@ -118,6 +118,8 @@ class TradingSettings(BaseSettings):
     trailing_stop: bool = False
     max_daily_loss: float = Field(default=0.05, gt=0, lt=1)
     max_drawdown: float = Field(default=0.25, gt=0, lt=1)
+    # a session with more of its symbols quarantined than this stops before any order
+    max_suspect_share: float = Field(default=0.2, gt=0, le=1)
     flatten_on_kill_switch: bool = False
 
     # the simulator

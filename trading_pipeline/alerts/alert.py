@@ -22,6 +22,7 @@ class AlertKind(StrEnum):
     RECONCILIATION_BREAK = "reconciliation_break"
     PROMOTION = "promotion"
     MONITOR = "monitor"
+    DATA_QUALITY = "data_quality"
 
 
 class Severity(StrEnum):

@@ -6,31 +6,37 @@ import polars as pl
 
 from trading_pipeline.defs.metadata import markdown_table
 from trading_pipeline.defs.partitions import session_of
-from trading_pipeline.defs.resources import WarehouseResource
-from trading_pipeline.domain.calendar import previous_session
+from trading_pipeline.defs.resources import StrategyResource, WarehouseResource
 from trading_pipeline.services.trading import BREAKS, RISK_CHECKS
 from trading_pipeline.storage import market_store
 
 
 @dg.asset_check(asset="market_bars", blocking=True,
-                description="No NaN or non-positive prices, no symbol missing against the "
-                "previous session, no stale (unchanged OHLC) bars.")
-def bar_quality(context: dg.AssetCheckExecutionContext,
-                warehouse: WarehouseResource) -> dg.AssetCheckResult:
+                description="Bars are stored for the session and at most `max_suspect_share` of its "
+                "symbols are quarantined (suspect, unchanged or missing bars: named, left out of the "
+                "session's trading with the reason). More than that stops the run before any order.")
+def bar_quality(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
+                strategy: StrategyResource) -> dg.AssetCheckResult:
+    from trading_pipeline.defs.quality import quarantine_table
+    from trading_pipeline.services.data_quality import QUALITY
+
     session = session_of(context)
     today = market_store.read_bars(warehouse.warehouse, [session])
-    before = market_store.read_bars(warehouse.warehouse, [previous_session(session)])
-    prices = ["open", "high", "low", "close"]
-    bad_price = today.filter(pl.any_horizontal([pl.col(c).is_nan() | (pl.col(c) <= 0) for c in prices])).height
-    missing = sorted(set(before["symbol"]) - set(today["symbol"])) if before.height else []
-    stale = 0
-    if before.height:
-        joined = today.join(before, on="symbol", suffix="_prev")
-        stale = joined.filter(pl.all_horizontal([pl.col(c) == pl.col(f"{c}_prev") for c in prices])).height
+    records = warehouse.warehouse.read_partition(QUALITY, session) if today.height else pl.DataFrame()
+    quarantined = records.filter(pl.col("quarantined")) if records.height else records
+    symbols = today["symbol"].n_unique() + (quarantined.filter(pl.col("kind") == "missing").height if records.height else 0)
+    share = quarantined.height / symbols if symbols else 0.0
+    by_kind = quarantined.group_by("kind").len().sort("kind").iter_rows() if quarantined.height else []
     return dg.AssetCheckResult(
-        passed=today.height > 0 and bad_price == 0 and not missing and stale == 0,
-        metadata={"rows": today.height, "bad_prices": bad_price, "missing_symbols": len(missing),
-                  "missing": ", ".join(missing[:20]), "stale_bars": stale},
+        passed=today.height > 0 and share <= strategy.max_suspect_share,
+        description=(f"no bars stored for {session}" if today.is_empty() else
+                     f"{quarantined.height} of {symbols} symbols quarantined ({share:.1%}; the run stops above "
+                     f"{strategy.max_suspect_share:.0%})"),
+        metadata={"rows": today.height, "quarantined": quarantined.height, "quarantined_share": round(share, 6),
+                  "max_suspect_share": strategy.max_suspect_share,
+                  **{f"quarantined_{kind}": count for kind, count in by_kind},
+                  "quarantined_symbols": ", ".join(quarantined["symbol"].to_list()[:50]) if quarantined.height else "none",
+                  "data_quality": quarantine_table(records) if records.height else dg.MetadataValue.md("_(none)_")},
     )
 
 

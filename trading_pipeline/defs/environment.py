@@ -53,6 +53,7 @@ STRATEGY_FIELDS = (
     "trailing_stop",
     "max_daily_loss",
     "max_drawdown",
+    "max_suspect_share",
     "flatten_on_kill_switch",
     "drift_window_sessions",
     "drift_column_threshold",

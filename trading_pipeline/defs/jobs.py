@@ -104,4 +104,6 @@ def clear_kill_switch_job():
     clear_kill_switch()
 
 
-all_jobs = [daily_trading_job, training_job, emergency_stop_job, clear_kill_switch_job]
+from trading_pipeline.defs.quality import release_quarantine_job  # noqa: E402
+
+all_jobs = [daily_trading_job, training_job, emergency_stop_job, clear_kill_switch_job, release_quarantine_job]

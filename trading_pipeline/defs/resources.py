@@ -118,6 +118,7 @@ class StrategyResource(dg.ConfigurableResource):
     trailing_stop: bool = False
     max_daily_loss: float = 0.05
     max_drawdown: float = 0.25
+    max_suspect_share: float = 0.2
     flatten_on_kill_switch: bool = False
     drift_window_sessions: int = 20
     auto_rollback: bool = True
@@ -257,7 +258,12 @@ class SimulatorBrokerResource(BrokerResource):
             commission_min=self.commission_min,
             max_volume_participation=self.max_volume_participation,
         )
-        simulator = PaperSimulator(warehouse, lambda s: market.bars([s]), config)
+        from trading_pipeline.services.data_quality import tradable_bars
+
+        # The stored, checked bars without the session's quarantined symbols: a bad bar never
+        # fills an order or values the book (a dropped symbol keeps its last good mark).
+        simulator = PaperSimulator(warehouse, lambda s: tradable_bars(warehouse, s, lambda d: market.bars([d])),
+                                   config)
         if session is not None:
             simulator.advance_to(session)
         return simulator

@@ -3,7 +3,8 @@ import dagster as dg
 import polars as pl
 
 from trading_pipeline.defs.partitions import session_of, sessions_partitions
-from trading_pipeline.defs.resources import MarketDataResource, WarehouseResource
+from trading_pipeline.defs.quality import quarantine_session
+from trading_pipeline.defs.resources import AlertsResource, MarketDataResource, WarehouseResource
 from trading_pipeline.domain.calendar import sessions_between
 from trading_pipeline.domain.market import FileBarSource
 from trading_pipeline.storage import market_store
@@ -17,7 +18,8 @@ from trading_pipeline.storage import market_store
     kinds={"duckdb", "polars"},
 )
 def market_bars(
-    context: dg.AssetExecutionContext, market: MarketDataResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, market: MarketDataResource, warehouse: WarehouseResource,
+    alerts: AlertsResource,
 ) -> dg.MaterializeResult:
     session = session_of(context)
     source = market.market()
@@ -41,6 +43,7 @@ def market_bars(
     }
     if loaded is not None:
         metadata.update(_file_metadata(source, loaded, session))
+    metadata.update(quarantine_session(context, warehouse, alerts, session))  # suspect bars never trade
     return dg.MaterializeResult(metadata=metadata)
 
 
