@@ -85,6 +85,11 @@ class TradingSettings(BaseSettings):
     market_seed: int = 7
     regime_shift_date: date | None = None
     history_start: date = date(2020, 1, 2)
+    # the first session that can be traded (the first Dagster partition); history before it
+    # feeds features and models
+    first_session: date = date(2022, 1, 3)
+    # a second run of the same account waits this long for the first, then fails with a message
+    account_lock_wait_seconds: float = Field(default=300.0, ge=0)
 
     # model
     model_name: str = "daily_ml_lgbm"
@@ -134,6 +139,9 @@ class TradingSettings(BaseSettings):
     drift_warn_share: float = Field(default=0.3, gt=0, le=1)
     drift_severe_share: float = Field(default=0.5, gt=0, le=1)
     promotion_min_sessions: int = Field(default=20, ge=1)
+    promotion_min_filled_orders: int = Field(default=10, ge=1)
+    promotion_min_exposure_sessions: int = Field(default=10, ge=1)
+    promotion_max_rejected_share: float = Field(default=0.10, ge=0, lt=1)
 
     # live-vs-backtest monitor (alerts; more than one breach rejects a promotion)
     monitor_return_tolerance: float = Field(default=0.30, gt=0)

@@ -6,8 +6,8 @@ import polars as pl
 
 from trading_pipeline.defs.metadata import markdown_table
 from trading_pipeline.defs.partitions import session_of
-from trading_pipeline.defs.resources import StrategyResource, WarehouseResource
-from trading_pipeline.services.trading import BREAKS, RISK_CHECKS
+from trading_pipeline.defs.resources import BrokerResource, StrategyResource, WarehouseResource
+from trading_pipeline.services.trading import BREAKS, RISK_CHECKS, read_account_table
 from trading_pipeline.storage import market_store
 
 
@@ -65,9 +65,9 @@ TARGET_LIMITS = {
 
 def _risk_limit_check(name: str, description: str):
     @dg.asset_check(asset="target_portfolio", name=name, blocking=True, description=description)
-    def _check(context: dg.AssetCheckExecutionContext,
-               warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        checks = warehouse.warehouse.read_partition(RISK_CHECKS, session_of(context))
+    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
+               broker: BrokerResource) -> dg.AssetCheckResult:
+        checks = read_account_table(warehouse.warehouse, RISK_CHECKS, broker.venue, session_of(context))
         row = checks.filter(pl.col("check") == name) if checks.height else checks
         if row.is_empty():
             return dg.AssetCheckResult(passed=False, metadata={"detail": f"no {name} figure stored"})
@@ -82,9 +82,10 @@ risk_limit_checks = [_risk_limit_check(name, text) for name, text in TARGET_LIMI
 
 @dg.asset_check(asset="reconciled_positions",
                 description="No unexplained difference between the broker and the ledger.")
-def no_reconciliation_breaks(context: dg.AssetCheckExecutionContext,
-                             warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    breaks = warehouse.warehouse.read_partition(BREAKS, session_of(context))
+def no_reconciliation_breaks(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
+                             broker: BrokerResource) -> dg.AssetCheckResult:
+    breaks = read_account_table(warehouse.warehouse, BREAKS, broker.venue, session_of(context))
+    breaks = breaks.drop("account", "session", strict=False)
     return dg.AssetCheckResult(
         passed=breaks.height == 0,
         severity=dg.AssetCheckSeverity.ERROR,

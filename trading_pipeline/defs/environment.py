@@ -8,6 +8,7 @@ import dagster as dg
 
 from trading_pipeline.alerts import parse_addresses
 from trading_pipeline.defs.resources import (
+    AccountLockResource,
     AlertsResource,
     AlpacaBrokerResource,
     BrokerResource,
@@ -60,6 +61,9 @@ STRATEGY_FIELDS = (
     "drift_warn_share",
     "drift_severe_share",
     "promotion_min_sessions",
+    "promotion_min_filled_orders",
+    "promotion_min_exposure_sessions",
+    "promotion_max_rejected_share",
     "monitor_return_tolerance",
     "monitor_sharpe_drift",
     "monitor_drawdown_multiple",
@@ -165,6 +169,7 @@ def resources_for(settings: TradingSettings,
                   connection: BrokerConnectionSettings | None = None) -> dict[str, object]:
     broker = check_environment(settings)
     connection = connection or BrokerConnectionSettings()
+    venue = broker_resource(settings, broker, connection)
     return {
         "warehouse": WarehouseResource(path=str(settings.resolved_warehouse_path)),
         "market": MarketDataResource(
@@ -190,6 +195,8 @@ def resources_for(settings: TradingSettings,
             reports_dir=str(settings.reports_dir),
             **{name: getattr(settings, name) for name in STRATEGY_FIELDS},
         ),
-        "broker": broker_resource(settings, broker, connection),
+        "broker": venue,
+        "account_lock": AccountLockResource(lock_dir=str(settings.home / "locks"), account=venue.venue,
+                                            wait_seconds=settings.account_lock_wait_seconds),
         "alerts": alerts_resource(settings),
     }

@@ -73,6 +73,29 @@ class MarketDataResource(dg.ConfigurableResource):
         return date.fromisoformat(self.history_start)
 
 
+class AccountLockResource(dg.ConfigurableResource):
+    """Held for the whole run by every job that trades an account: a second run of the same
+    account waits up to `wait_seconds`, then fails naming the run that holds it."""
+
+    lock_dir: str
+    account: str
+    wait_seconds: float = 300.0
+
+    _lock = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        from trading_pipeline.storage.account_lock import AccountLock
+
+        lock = AccountLock(self.lock_dir, self.account)
+        lock.acquire(self.wait_seconds, holder=f"run {context.run_id}" if context.run_id else "")
+        self._lock = lock
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+
 class ModelStoreResource(dg.ConfigurableResource):
     """The MLflow tracking store and registry."""
 
@@ -126,6 +149,9 @@ class StrategyResource(dg.ConfigurableResource):
     drift_warn_share: float = 0.3
     drift_severe_share: float = 0.5
     promotion_min_sessions: int = 20
+    promotion_min_filled_orders: int = 10
+    promotion_min_exposure_sessions: int = 10
+    promotion_max_rejected_share: float = 0.10
     monitor_return_tolerance: float = 0.30
     monitor_sharpe_drift: float = 1.0
     monitor_drawdown_multiple: float = 1.5

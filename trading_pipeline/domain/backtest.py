@@ -59,8 +59,6 @@ from trading_pipeline.domain.execution import (
 )
 from trading_pipeline.domain.market.bars import BAR_SCHEMA
 from trading_pipeline.domain.orders import FillReport, OrderIntent, OrderPurpose, OrderStatus, Side
-from trading_pipeline.domain.rebalance import rebalance_orders
-from trading_pipeline.domain.safety import reduces_exposure
 from trading_pipeline.domain.risk import (
     ConstructionConfig,
     KillSwitchRules,
@@ -68,12 +66,16 @@ from trading_pipeline.domain.risk import (
     PortfolioInputError,
     RiskLimitBreach,
     StopPolicy,
-    build_target,
-    check_orders,
     evaluate_kill_switch,
-    plan_stops,
-    unconfirmed_cancels,
     working_stops_from,
+)
+from trading_pipeline.domain.safety import SubmissionKeys, may_submit
+from trading_pipeline.domain.session_plan import (
+    STOP_FILLED_FIRST,
+    PlanPolicy,
+    SessionState,
+    execute_plan,
+    plan_session,
 )
 
 SESSIONS_PER_YEAR = 252
@@ -271,36 +273,48 @@ class _Decided:
 def _decide(session: date, venue: _Venue, figures: AccountFigures, scores: pl.DataFrame,
             closes: pl.DataFrame, returns: pl.DataFrame, config: BacktestConfig,
             engaged: bool) -> _Decided:
-    """build_target, then submit_rebalance: cancel stale stops, send the rebalance, place stops."""
-    limits = config.construction.limits
-    held = venue.held()
+    """The daily loop's own plan for the session (`plan_session`), carried out through the
+    simulated venue by the daily loop's own order of steps (`execute_plan`)."""
+    state = SessionState(equity=figures.equity, buying_power=figures.buying_power, held=venue.held(),
+                         entry_prices=venue.entry_prices(),
+                         working_stops=working_stops_from(venue.open_reports()),
+                         kill_switch_engaged=engaged)
+    policy = PlanPolicy(strategy=config.strategy, construction=config.construction,
+                        stop_policy=config.stop_policy, flatten_on_kill_switch=config.flatten_on_kill_switch)
     try:
-        target = build_target(session, scores, closes, returns, figures.equity,
-                              config.construction, held).frame
+        plan = plan_session(session, scores, closes, returns, state, policy)
     except (PortfolioInputError, RiskLimitBreach) as error:
         raise BacktestError(f"session {session}: the daily loop could not build a target, so "
                             f"the backtest cannot say what it would hold: {error}") from error
-    if engaged and config.flatten_on_kill_switch:
-        target = target.clear()
-    prices = dict(closes.iter_rows())
-    intents = rebalance_orders(session, config.strategy, target, held, prices,
-                               limits.min_order_value, figures.buying_power)
-    failures = [c.detail for c in check_orders(intents, prices, figures.buying_power, limits, held)
-                if not c.passed]
-    decided = _Decided(notes=[f"{session}: order-path check failed: {f}" for f in failures])
-    plan = plan_stops(session, config.strategy, held, venue.entry_prices(),
-                      working_stops_from(venue.open_reports()), config.stop_policy,
-                      rebalance_orders=intents)
-    blocked = unconfirmed_cancels([venue.cancel(cid) for cid in plan.cancel])
-    intents = [i for i in intents if not (i.side is Side.SELL and i.symbol in blocked)]
-    for intent in [*intents, *plan.place]:
-        if (engaged or failures) and not reduces_exposure(intent, held):
-            decided.held_back += 1
+    decided = _Decided(notes=[f"{session}: order-path check failed: {f}" for f in plan.failures])
+    # Orders are always sent in a backtest: only the kill switch and failed checks hold back.
+    keys = SubmissionKeys(trading_env="local", live_enabled=False, promotion_approved=False,
+                          kill_switch_engaged=engaged, dry_run=False, risk_failures=plan.failures)
+    outcomes = execute_plan(plan, _PlanVenue(venue),
+                            lambda order: may_submit(keys, reduces_exposure=order.reduces_exposure))
+    for outcome in outcomes:
+        if outcome.report is None:
+            decided.held_back += outcome.reason != STOP_FILLED_FIRST
             continue
-        order = venue.submit(intent)
         decided.sent += 1
-        decided.rejected += order.status is OrderStatus.REJECTED
+        decided.rejected += outcome.report.status is OrderStatus.REJECTED
     return decided
+
+
+class _PlanVenue:
+    """The in-memory venue as `execute_plan` sees it."""
+
+    def __init__(self, venue: _Venue):
+        self.venue = venue
+
+    def cancel(self, client_order_id: str):
+        return self.venue.cancel(client_order_id)
+
+    def submit(self, intent: OrderIntent):
+        return self.venue.submit(intent).report()
+
+    def hold(self, intent: OrderIntent, reason: str) -> None:
+        """Nothing to record: the count is kept by `_decide`."""
 
 
 # -- the simulated venue, in memory ------------------------------------------------------

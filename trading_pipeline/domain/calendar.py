@@ -122,3 +122,19 @@ def trailing_unbroken(days: Sequence[date]) -> list[date]:
     while start > 0 and next_session(days[start - 1]) == days[start]:
         start -= 1
     return list(days[max(start, 0):])
+
+
+class SessionNotClosed(ValueError):
+    """A session whose close has not passed: nothing may be known or decided about it yet."""
+
+
+def require_closed(day: date, now: datetime | None = None) -> None:
+    """Refuse a day that is not a session, or a session whose close has not passed at `now`."""
+    if not is_session(day):
+        raise SessionNotClosed(f"{day} is not an NYSE session (weekend or exchange holiday)")
+    close = session_close(day)
+    now = now or datetime.now(tz=NEW_YORK)
+    if now < close:
+        raise SessionNotClosed(
+            f"session {day} has not closed yet: it closes at {close.astimezone(NEW_YORK):%Y-%m-%d %H:%M %Z}; "
+            f"the latest completed session is {latest_completed_session(now)}")

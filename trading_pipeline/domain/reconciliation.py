@@ -23,6 +23,7 @@ class BreakKind(StrEnum):
     UNKNOWN_ORDER = "unknown_order"  # the ledger has it open, the broker does not know it
     FOREIGN_ORDER = "foreign_order"  # open at the broker, never sent by this pipeline
     FOREIGN_FILL = "foreign_fill"  # a fill for an order this pipeline never sent
+    STATE_UNKNOWN = "state_unknown"  # the venue cannot say whether our order exists
 
 
 class LikelyCause(StrEnum):
@@ -30,6 +31,7 @@ class LikelyCause(StrEnum):
     MANUAL_TRADE = "a trade made by hand at the broker"
     ORDER_LOST_BY_BROKER = "an order the broker does not know"
     QUANTITY_MISMATCH = "a quantity mismatch"
+    VENUE_CANNOT_SAY = "the venue cannot say whether the order reached it"
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,3 +166,14 @@ def expected_positions(fills: pl.DataFrame) -> dict[str, float]:
     )
     totals = signed.group_by("symbol").agg(pl.col("q").sum())
     return {s: q for s, q in zip(totals["symbol"], totals["q"]) if abs(q) > QUANTITY_TOLERANCE}
+
+
+def unknown_state_breaks(orders: Iterable[tuple[str, str, str | None]]) -> list[Break]:
+    """One break per order the venue could not vouch for: (client_order_id, symbol, reason).
+    Nothing more is sent in that symbol until a person has looked at the account."""
+    return [
+        Break(BreakKind.STATE_UNKNOWN, LikelyCause.VENUE_CANNOT_SAY, symbol,
+              f"{client_order_id}: {reason or 'state unknown'}; check the account at the venue, "
+              "then record what it shows (the order was not re-sent)", client_order_id=client_order_id)
+        for client_order_id, symbol, reason in orders
+    ]

@@ -24,6 +24,7 @@ class Reconciliation:
     positions: list[PositionReport]
     account: AccountSnapshot
     new_fills: int
+    read_only: bool = False  # reported from the record: this run reconciled nothing
 
     @property
     def break_count(self) -> int:
@@ -53,8 +54,8 @@ def reconcile(broker: Broker, ledger: Ledger, session: date) -> Reconciliation:
     missed = {b.symbol for b in breaks if b.kind is rec.BreakKind.MISSED_FILL}
     positions = broker.positions()
     breaks += rec.position_breaks(rec.expected_positions(ledger.fills(broker.name)), positions, missed)
+    breaks += rec.unknown_state_breaks(ledger.orders_in_unknown_state(broker.name))
 
     account = broker.account()
-    ledger.snapshot_positions(session, broker.name, positions)
-    ledger.snapshot_account(session, broker.name, account)
+    ledger.snapshot_session(session, broker.name, positions, account)
     return Reconciliation(session, rec.breaks_frame(breaks), positions, account, new_fills)

@@ -1,7 +1,7 @@
 """Replay the daily loop over a run of sessions through the paper simulator, without Dagster.
 
 Each session runs what the daily assets run, in their order, through the same services:
-`trading.build_target` (target_portfolio), `trading.submit_rebalance` (submitted_orders),
+`trading.decide_session` (target_portfolio), `trading.send_session` (submitted_orders),
 `trading.reconcile_session` (reconciled_positions) and `trading.performance_through`
 (performance). Bars and predictions must already be stored for every session (the
 market_bars and predictions assets, or `store_predictions`). Used by the backtest parity test
@@ -69,8 +69,8 @@ def replay_daily_loop(warehouse: Warehouse, simulator: PaperSimulator, sessions:
     for session in sorted(sessions):
         with warehouse.held():
             simulator.advance_to(session)
-            trading.build_target(warehouse, simulator, session, strategy)
-            submitted = trading.submit_rebalance(ledger, simulator, session, strategy)
+            trading.decide_session(ledger, simulator, session, strategy)
+            submitted = trading.send_session(ledger, simulator, session, strategy)
             reconciled = trading.reconcile_session(warehouse, ledger, simulator, session)
             performance = trading.performance_through(ledger, simulator.name, session, strategy)
         days.append({

@@ -7,13 +7,10 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from trading_pipeline.brokers.base import Broker
+from trading_pipeline.brokers.base import Broker, OrderStateUnknown
 from trading_pipeline.domain.orders import OrderIntent
 from trading_pipeline.domain.safety import SubmissionDecision
-from trading_pipeline.storage.ledger import Ledger
-
-SUBMITTING = "submitting"  # recorded before the send: a crash mid-send is visible
-NOT_SENT = "not_sent"
+from trading_pipeline.storage.ledger import NOT_SENT, PLANNED, SUBMITTING, UNKNOWN, Ledger
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +30,9 @@ def submit_intents(
     ledger: Ledger,
     decide: Callable[[OrderIntent], SubmissionDecision],
 ) -> list[SubmissionOutcome]:
-    """Submit each intent unless the ledger shows it was already handled.
+    """Submit each intent unless the ledger shows it was already handled. (The daily loop
+    sends a recorded session plan through `services.trading.send_session`; this is the same
+    exactly-once rule for a list of intents, used by the emergency flatten and the fault soak.)
 
     Exactly once: the ledger row is written before the send; an intent already sent is never
     sent again. One left in `submitting` by a crash is retried through the broker's `submit`,
@@ -46,7 +45,11 @@ def submit_intents(
     for intent in intents:
         existing = ledger.order(intent.client_order_id)
         status = None if existing is None else existing["status"]
-        if status not in (None, SUBMITTING, NOT_SENT):
+        if status == UNKNOWN:
+            outcomes.append(_outcome(intent, status, False, "the venue cannot say whether it exists: "
+                                     "not re-sent, a person decides"))
+            continue
+        if status not in (None, PLANNED, SUBMITTING, NOT_SENT):
             outcomes.append(_outcome(intent, status, False, "already in the ledger"))
             continue
         decision = decide(intent)
@@ -58,11 +61,16 @@ def submit_intents(
             continue
         if existing is None:
             ledger.record_intent(intent, broker.name, dry_run=False, status=SUBMITTING)
-        elif status == NOT_SENT:  # held back earlier (kill switch, dry-run); the keys are turned now
+        elif status in (NOT_SENT, PLANNED):  # held back earlier (kill switch, dry-run); the keys are turned now
             ledger.mark_submitting(intent.client_order_id)
         # If this raises BrokerUnavailable the row stays `submitting`; the next run
         # resolves it at the broker.
-        report = broker.submit(intent)
+        try:
+            report = broker.submit(intent)
+        except OrderStateUnknown as unknown:
+            ledger.mark_unknown(intent.client_order_id, str(unknown))
+            outcomes.append(_outcome(intent, UNKNOWN, False, str(unknown)))
+            continue
         ledger.record_status(report)
         outcomes.append(_outcome(intent, str(report.status), True, report.reason))
     return outcomes

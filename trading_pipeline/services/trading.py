@@ -1,36 +1,47 @@
-"""The daily trading steps after predictions: target, orders, reconciliation, performance."""
+"""The daily trading steps after predictions, on one account's timeline.
+
+An account at a broker is one present that moves forward: each session is decided, sent,
+reconciled and scored once. `decide_session` plans the session whole and records the plan
+before anything is sent; `send_session` works through the recorded plan and, after a crash,
+sends exactly what was not yet acknowledged; `reconcile_session` and `performance_through`
+write the session's account facts once. A session the account has moved past is a read-only
+report of what was recorded; a session earlier than the account's latest that it never traded
+is refused (`TimelineError`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
 
-from trading_pipeline.brokers.base import Broker
+from trading_pipeline.brokers.base import Broker, OrderStateUnknown
 from trading_pipeline.domain import performance as perf
 from trading_pipeline.domain.calendar import sessions_back
-from trading_pipeline.domain.orders import OrderIntent, OrderStatusReport, Side
-from trading_pipeline.domain.rebalance import rebalance_orders
-from trading_pipeline.domain.risk import (
-    LimitCheck,
-    TargetResult,
-    build_target as construct_target,
-    check_orders,
-    check_target,
-    compute_var,
-    evaluate_kill_switch,
-    plan_stops,
-    unconfirmed_cancels,
-    working_stops_from,
+from trading_pipeline.domain.orders import (
+    OrderIntent,
+    OrderPurpose,
+    OrderStatus,
+    OrderStatusReport,
+    OrderType,
+    Side,
+    TimeInForce,
 )
-from trading_pipeline.domain.safety import SubmissionDecision, SubmissionKeys, may_submit, reduces_exposure
-from trading_pipeline.services.modeling import version_used
+from trading_pipeline.domain.risk import LimitCheck, evaluate_kill_switch, working_stops_from
+from trading_pipeline.domain.safety import SubmissionDecision, SubmissionKeys, may_submit
+from trading_pipeline.domain.session_plan import (
+    PlannedOrder,
+    PlanPolicy,
+    SessionPlan,
+    SessionState,
+    Step,
+    execute_plan,
+    plan_session,
+)
 from trading_pipeline.services.reconcile import Reconciliation, reconcile
-from trading_pipeline.services.submission import outcomes_frame, submit_intents
 from trading_pipeline.storage import market_store
-from trading_pipeline.storage.ledger import Ledger
+from trading_pipeline.storage.ledger import NOT_SENT, PLANNED, SUBMITTING, UNKNOWN, Ledger
 from trading_pipeline.storage.warehouse import Warehouse
 
 TARGETS = "target_portfolio"
@@ -39,6 +50,10 @@ RISK_CHECKS = "risk_checks"
 ORDERS = "submitted_orders"
 BREAKS = "reconciliation_breaks"
 PERFORMANCE = "performance"
+
+
+class TimelineError(RuntimeError):
+    """A session this account cannot trade now: it has moved past it, or it never closed."""
 
 
 def closes(warehouse: Warehouse, session: date) -> pl.DataFrame:
@@ -70,26 +85,106 @@ def checks_frame(session: date, checks: list[LimitCheck] | tuple[LimitCheck, ...
     )
 
 
-def build_target(warehouse: Warehouse, broker: Broker, session: date,
-                 strategy) -> tuple[TargetResult, float]:
-    """The risk-limited target for D+1, stored with its VaR figures and limit checks."""
+def read_account_table(warehouse: Warehouse, table: str, account: str, session: date) -> pl.DataFrame:
+    """One account's rows of a per-session trading table."""
+    if not warehouse.table_exists(table):
+        return pl.DataFrame()
+    return warehouse.query(f"select * from {table} where account = ? and session = ?", [account, session])
+
+
+def _write_account_table(warehouse: Warehouse, table: str, account: str, session: date,
+                         frame: pl.DataFrame) -> None:
+    frame = frame.with_columns(pl.lit(session).cast(pl.Date).alias("session"), pl.lit(account).alias("account"))
+    warehouse.replace_where(table, {"account": account, "session": session}, frame)
+
+
+# -- the timeline ------------------------------------------------------------------------
+
+
+def _moved_on(ledger: Ledger, account: str, strategy: str, session: date) -> date | None:
+    """The account's latest planned session when it is after `session`, else None."""
+    latest = ledger.latest_planned_session(account, strategy)
+    return latest if latest is not None and latest > session else None
+
+
+def account_moved_on(ledger: Ledger, account: str, strategy: str, session: date) -> bool:
+    """Whether the account has planned a session after `session`: then `session` is history."""
+    return _moved_on(ledger, account, strategy, session) is not None
+
+
+def _never_traded(account: str, session: date, latest: date) -> TimelineError:
+    return TimelineError(
+        f"account {account!r} has moved on to session {latest}; session {session} was never "
+        f"traded by it and cannot be now: an account moves forward only. To trade history, "
+        "use an account of its own (a fresh TRADING_HOME, see the README's 'History and replays')")
+
+
+# -- decide: the whole plan, recorded before anything is sent -------------------------------
+
+
+@dataclass(frozen=True)
+class DecidedSession:
+    plan: dict  # the recorded session_plans row
+    target: pl.DataFrame
+    var_positions: pl.DataFrame
+    checks: pl.DataFrame
+    recorded_earlier: bool  # True: this run decided nothing, it reports the recorded plan
+
+
+def decide_session(ledger: Ledger, broker: Broker, session: date, strategy, *,
+                   frozen: dict[str, str] | None = None, run_id: str | None = None) -> DecidedSession:
+    """Plan the session after D's close and record the plan whole, once per account."""
+    warehouse, account = ledger.warehouse, broker.name
+    recorded = ledger.session_plan(account, strategy.strategy, session)
+    if recorded is None:
+        latest = _moved_on(ledger, account, strategy.strategy, session)
+        if latest is not None:
+            raise _never_traded(account, session, latest)
+        _plan_and_record(ledger, broker, session, strategy, frozen or {}, run_id)
+    return DecidedSession(
+        plan=ledger.session_plan(account, strategy.strategy, session),
+        target=read_account_table(warehouse, TARGETS, account, session),
+        var_positions=read_account_table(warehouse, TARGET_VAR, account, session),
+        checks=read_account_table(warehouse, RISK_CHECKS, account, session),
+        recorded_earlier=recorded is not None,
+    )
+
+
+def _plan_and_record(ledger: Ledger, broker: Broker, session: date, strategy,
+                     frozen: dict[str, str], run_id: str | None) -> SessionPlan:
+    warehouse, account = ledger.warehouse, broker.name
     scores = warehouse.read_partition("predictions", session)
     if scores.is_empty():
         raise RuntimeError(f"no predictions stored for {session}: materialise predictions first")
-    held = {p.symbol: p.quantity for p in broker.positions()}
-    equity = broker.account().equity
-    result = construct_target(session, scores.select("symbol", "score"), closes(warehouse, session),
-                              returns_history(warehouse, session, strategy.var_lookback), equity,
-                              strategy.construction(), held)
-    warehouse.replace_partition(TARGETS, session, result.frame)
-    warehouse.replace_partition(
-        TARGET_VAR, session, result.var_figures.positions.with_columns(pl.lit(session).alias("session")))
-    warehouse.replace_partition(RISK_CHECKS, session, checks_frame(session, result.checks))
-    return result, equity
+    versions = scores["model_version"].unique().to_list() if "model_version" in scores.columns else []
+    positions = broker.positions()
+    snapshot = broker.account()
+    engaged, _ = ledger.kill_switch_engaged(account)
+    state = SessionState(
+        equity=snapshot.equity, buying_power=snapshot.buying_power,
+        held={p.symbol: p.quantity for p in positions},
+        entry_prices={p.symbol: p.avg_entry_price for p in positions},
+        working_stops=working_stops_from(broker.open_orders()),
+        kill_switch_engaged=engaged, frozen=frozen)
+    policy = PlanPolicy(strategy=strategy.strategy, construction=strategy.construction(),
+                        stop_policy=strategy.stop_policy(),
+                        flatten_on_kill_switch=strategy.flatten_on_kill_switch)
+    plan = plan_session(session, scores.select("symbol", "score"), closes(warehouse, session),
+                        returns_history(warehouse, session, strategy.var_lookback), state, policy)
+    # The target's tables first: if the process dies before the plan is recorded, a re-run
+    # plans again and replaces them; once the plan is recorded they are never written again.
+    _write_account_table(warehouse, TARGETS, account, session, plan.target.frame)
+    _write_account_table(warehouse, TARGET_VAR, account, session, plan.target.var_figures.positions)
+    _write_account_table(warehouse, RISK_CHECKS, account, session, checks_frame(session, plan.target.checks))
+    for failure in plan.failures:
+        ledger.record_risk_event(session, "order_path_check", failure)
+    ledger.record_plan(account, plan, strategy=strategy.strategy,
+                       model_version=versions[0] if len(versions) == 1 else None,
+                       equity=snapshot.equity, buying_power=snapshot.buying_power, run_id=run_id)
+    return plan
 
 
-def _decider(keys: SubmissionKeys, held: dict[str, float]) -> Callable[[OrderIntent], SubmissionDecision]:
-    return lambda intent: may_submit(keys, reduces_exposure=reduces_exposure(intent, held))
+# -- send: work through the recorded plan -------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -100,93 +195,186 @@ class SubmissionSummary:
     stops_canceled: int
     risk_failures: tuple[str, ...]
     notes: tuple[str, ...]
+    read_only: bool = False
 
 
-def submit_rebalance(ledger: Ledger, broker: Broker, session: date, strategy) -> SubmissionSummary:
-    """Cancel stale stops, send the rebalance, place protective stops: in that order."""
-    warehouse = ledger.warehouse
-    positions = broker.positions()
-    held = {p.symbol: p.quantity for p in positions}
-    keys = _keys(ledger, broker.name, strategy, session)
-    recorded = ledger.intents_for_session(session, strategy.strategy)
-    if recorded:
-        # The session's decisions were made by an earlier run: a re-run never adds orders,
-        # it only retries what that run left `submitting` or held back (`not_sent`).
-        outcomes = outcomes_frame(submit_intents(recorded, broker, ledger, _decider(keys, held)))
-        return SubmissionSummary(outcomes, may_submit(keys), 0, 0, (),
-                                 (f"decisions for {session} were made by an earlier run",))
-    if not warehouse.table_exists(TARGETS):
-        raise RuntimeError(f"no target portfolio stored for {session}: materialise target_portfolio first")
-    target = warehouse.read_partition(TARGETS, session)
-    if keys.kill_switch_engaged and strategy.flatten_on_kill_switch:
-        target = target.clear()
-    account = broker.account()
-    prices = dict(closes(warehouse, session).iter_rows())
-    intents = rebalance_orders(session, strategy.strategy, target, held, prices,
-                               strategy.min_order_value, account.buying_power)
+def send_session(ledger: Ledger, broker: Broker, session: date, strategy) -> SubmissionSummary:
+    """Send what the recorded plan has not yet sent, in the plan's order; nothing twice."""
+    account = broker.name
+    recorded = ledger.session_plan(account, strategy.strategy, session)
+    if recorded is None:
+        latest = _moved_on(ledger, account, strategy.strategy, session)
+        if latest is not None:
+            raise _never_traded(account, session, latest)
+        raise RuntimeError(f"no plan is recorded for {session} at account {account!r}: "
+                           "materialise target_portfolio for that session first")
+    failures = tuple(recorded["failures"])
+    latest = _moved_on(ledger, account, strategy.strategy, session)
+    if latest is not None:
+        return _recorded_summary(ledger, account, session, strategy, recorded,
+                                 f"read-only: account {account!r} has moved on to {latest}; "
+                                 f"this is what was sent for {session}, nothing was sent now")
+    plan, seqs = _recorded_plan(ledger, account, strategy.strategy, session, recorded)
 
-    failures = _order_path_failures(warehouse, session, target, intents, held, prices, account, strategy)
-    for failure in failures:
-        ledger.record_risk_event(session, "order_path_check", failure)
-    keys = replace(keys, risk_failures=failures)
-    decide = _decider(keys, held)
+    def keys() -> SubmissionKeys:  # asked before every order: the kill switch may be engaged mid-plan
+        return _keys(ledger, account, strategy, recorded["model_version"], failures)
 
-    plan = plan_stops(session, strategy.strategy, held,
-                      {p.symbol: p.avg_entry_price for p in positions},
-                      working_stops_from(broker.open_orders()), strategy.stop_policy(),
-                      rebalance_orders=intents)
-    canceled: list[OrderStatusReport] = []
-    if may_submit(keys, reduces_exposure=True).send:  # a dry run touches nothing at the broker
-        for client_order_id in plan.cancel:
-            report = broker.cancel(client_order_id)
-            if ledger.order(client_order_id) is not None:
-                ledger.record_status(report)
-            canceled.append(report)
-    blocked = unconfirmed_cancels(canceled)  # a stop that filled first already sold those shares
-    intents = [i for i in intents if not (i.side is Side.SELL and i.symbol in blocked)]
-    outcomes = submit_intents(intents, broker, ledger, decide)
-    outcomes += submit_intents(plan.place, broker, ledger, decide)
-    frame = outcomes_frame(outcomes)
-    warehouse.replace_partition(ORDERS, session, frame.with_columns(pl.lit(session).alias("session")))
-    return SubmissionSummary(frame, may_submit(keys), len(plan.place), len(canceled), failures,
-                             tuple(plan.notes))
+    venue = _LedgerVenue(ledger, broker, account, strategy.strategy, session, seqs)
+
+    def decide(order: PlannedOrder) -> SubmissionDecision:
+        if order.intent.symbol in venue.stalled:
+            return SubmissionDecision(False, (f"an order in {order.intent.symbol} is in an unknown state "
+                                              "at the venue: nothing more is sent in it until a person "
+                                              "has checked the account",))
+        return may_submit(keys(), reduces_exposure=order.reduces_exposure)
+
+    execute_plan(plan, venue, decide, may_cancel=may_submit(keys(), reduces_exposure=True).send)
+    return _recorded_summary(ledger, account, session, strategy, recorded, None,
+                             canceled=venue.canceled)
 
 
-def _order_path_failures(warehouse: Warehouse, session: date, target: pl.DataFrame,
-                         intents: list[OrderIntent], held: dict[str, float], prices: dict[str, float],
-                         account, strategy) -> tuple[str, ...]:
-    """The limits checked again just before sending (defence in depth)."""
-    limits = strategy.risk_limits()
-    weights = dict(zip(target["symbol"].to_list(), target["weight"].to_list())) if target.height else {}
-    weights = {s: w for s, w in weights.items() if w}
-    figures = compute_var(weights, returns_history(warehouse, session, limits.var_lookback),
-                          account.equity, limits.var_confidence, limits.var_lookback) if weights else None
-    checks = check_target(target, account.equity, limits, figures) if weights else []
-    checks += check_orders(intents, prices, account.buying_power, limits, held)
-    return tuple(c.detail for c in checks if not c.passed)
+def _recorded_summary(ledger: Ledger, account: str, session: date, strategy, recorded: dict,
+                      read_only_note: str | None, canceled: int | None = None) -> SubmissionSummary:
+    failures = tuple(recorded["failures"])
+    rows = ledger.planned_orders(account, strategy.strategy, session)
+    outcomes = pl.DataFrame({
+        "client_order_id": rows["client_order_id"], "symbol": rows["symbol"], "side": rows["side"],
+        "quantity": rows["quantity"], "status": rows["status"],
+        "sent_now": pl.Series([False] * rows.height, dtype=pl.Boolean), "reason": rows["reason"],
+    }, schema={"client_order_id": pl.String, "symbol": pl.String, "side": pl.String,
+               "quantity": pl.Float64, "status": pl.String, "sent_now": pl.Boolean, "reason": pl.String})
+    if read_only_note is None:
+        _write_account_table(ledger.warehouse, ORDERS, account, session, outcomes)
+    cancels = ledger.plan_cancels(account, strategy.strategy, session)
+    entries = may_submit(_keys(ledger, account, strategy, recorded["model_version"], failures))
+    stops = rows.filter(pl.col("purpose") == str(OrderPurpose.STOP_LOSS)).height
+    notes = (read_only_note,) if read_only_note else ()
+    return SubmissionSummary(outcomes, entries, stops,
+                             canceled if canceled is not None else int(cancels["status"].is_not_null().sum()),
+                             failures, notes, read_only=read_only_note is not None)
 
 
-def _keys(ledger: Ledger, broker_name: str, strategy, session: date) -> SubmissionKeys:
-    engaged, _ = ledger.kill_switch_engaged(broker_name)
+def _recorded_plan(ledger: Ledger, account: str, strategy: str, session: date,
+                   recorded: dict) -> tuple[SessionPlan, dict[str, int]]:
+    rows = ledger.planned_orders(account, strategy, session)
+    orders = tuple(
+        PlannedOrder(_intent(row), Step.STOP if row["purpose"] == str(OrderPurpose.STOP_LOSS) else Step.REBALANCE,
+                     bool(row["reduces_exposure"]))
+        for row in rows.iter_rows(named=True))
+    cancels = ledger.plan_cancels(account, strategy, session)
+    plan = SessionPlan(session=session, target=None, cancels=tuple(cancels["client_order_id"].to_list()),
+                       orders=orders, failures=tuple(recorded["failures"]), notes=tuple(recorded["notes"]))
+    return plan, dict(zip(cancels["client_order_id"].to_list(), cancels["seq"].to_list()))
+
+
+def _intent(row: dict) -> OrderIntent:
+    return OrderIntent(
+        client_order_id=row["client_order_id"], symbol=row["symbol"], side=Side(row["side"]),
+        quantity=row["quantity"], order_type=OrderType(row["order_type"]),
+        time_in_force=TimeInForce(row["time_in_force"]), limit_price=row["limit_price"],
+        stop_price=row["stop_price"], trail_percent=row["trail_percent"], trail_amount=row["trail_amount"],
+        session=row["session"], strategy=row["strategy"], purpose=OrderPurpose(row["purpose"]))
+
+
+class _LedgerVenue:
+    """The broker as `execute_plan` sees it, through the ledger: every step is recorded, and a
+    step already recorded is answered from the ledger instead of being done again."""
+
+    def __init__(self, ledger: Ledger, broker: Broker, account: str, strategy: str, session: date,
+                 cancel_seqs: dict[str, int]):
+        self.ledger, self.broker, self.account = ledger, broker, account
+        self.strategy, self.session, self.cancel_seqs = strategy, session, cancel_seqs
+        self.stalled: set[str] = set()
+        self.canceled = 0
+        self._cancels = {row["client_order_id"]: row for row in
+                         ledger.plan_cancels(account, strategy, session).iter_rows(named=True)}
+
+    def cancel(self, client_order_id: str) -> OrderStatusReport:
+        done = self._cancels.get(client_order_id)
+        if done is not None and done["status"] is not None:
+            order = self.ledger.order(client_order_id)
+            return OrderStatusReport(client_order_id, order["symbol"] if order else "", Side.SELL,
+                                     order["quantity"] if order else 0.0, OrderStatus(done["status"]))
+        report = self.broker.cancel(client_order_id)
+        self.ledger.record_cancel(self.account, self.strategy, self.session,
+                                  self.cancel_seqs[client_order_id], report)
+        self.canceled += 1
+        return report
+
+    def submit(self, intent: OrderIntent) -> OrderStatusReport | None:
+        row = self.ledger.order(intent.client_order_id)
+        status = row["status"] if row else None
+        if status == UNKNOWN:
+            self.stalled.add(intent.symbol)
+            return None
+        if status not in (PLANNED, NOT_SENT, SUBMITTING, None):
+            return _report_from_row(row)  # acknowledged by an earlier run: never sent twice
+        if status != SUBMITTING:
+            self.ledger.mark_submitting(intent.client_order_id)
+        # From here a crash leaves the row `submitting`: the next run asks the venue, whose
+        # `submit` is idempotent by client order id, or raises OrderStateUnknown.
+        try:
+            report = self.broker.submit(intent)
+        except OrderStateUnknown as unknown:
+            self.ledger.mark_unknown(intent.client_order_id, str(unknown))
+            self.ledger.record_risk_event(self.session, "order_state_unknown", str(unknown),
+                                          symbol=intent.symbol)
+            self.stalled.add(intent.symbol)
+            return None
+        self.ledger.record_status(report)
+        return report
+
+    def hold(self, intent: OrderIntent, reason: str) -> None:
+        row = self.ledger.order(intent.client_order_id)
+        # Only what was never sent is held; a `submitting` order may be at the venue already
+        # (reconciliation asks about it), and an answered one stays as answered.
+        if row is not None and row["status"] in (PLANNED, NOT_SENT):
+            self.ledger.hold(intent.client_order_id, reason)
+
+
+def _report_from_row(row: dict) -> OrderStatusReport:
+    return OrderStatusReport(row["client_order_id"], row["symbol"], Side(row["side"]), row["quantity"],
+                             OrderStatus(row["status"]), OrderType(row["order_type"]),
+                             row["filled_quantity"] or 0.0, row["avg_fill_price"], row["broker_order_id"],
+                             row["reason"])
+
+
+def _keys(ledger: Ledger, account: str, strategy, model_version: str | None,
+          failures: tuple[str, ...]) -> SubmissionKeys:
+    engaged, _ = ledger.kill_switch_engaged(account)
     promotion = ledger.latest_promotion(strategy.strategy)
-    in_use = version_used(ledger.warehouse, session)
     return SubmissionKeys(
         trading_env=strategy.trading_env,
         live_enabled=strategy.live_enabled,
-        # the approval must be for live and for the very model version that made the scores
+        # the approval must be for live and for the very model version that made the plan's scores
         promotion_approved=bool(promotion and promotion["decision"] == "approved"
                                 and promotion["stage_to"] == "live"
-                                and promotion["model_version"] == in_use),
+                                and model_version is not None
+                                and promotion["model_version"] == model_version),
         kill_switch_engaged=engaged,
         dry_run=strategy.dry_run,
+        risk_failures=failures,
     )
+
+
+# -- reconcile and score: the session's account facts, written once -------------------------
 
 
 def reconcile_session(warehouse: Warehouse, ledger: Ledger, broker: Broker,
                       session: date) -> Reconciliation:
+    account = broker.name
+    recorded = ledger.account_snapshot(account, session)
+    if recorded is not None:
+        return Reconciliation(session, read_account_table(warehouse, BREAKS, account, session).drop(
+            "account", "session", strict=False), ledger.positions_snapshot(account, session), recorded, 0,
+            read_only=True)
+    latest = ledger.latest_snapshot_session(account)
+    if latest is not None and latest > session:
+        raise TimelineError(
+            f"account {account!r} was reconciled for {latest} already; {session} was never reconciled "
+            "and cannot be now: what the broker shows today belongs to a later session")
     result = reconcile(broker, ledger, session)
-    warehouse.replace_partition(BREAKS, session,
-                                result.breaks.with_columns(pl.lit(session).alias("session")))
+    _write_account_table(warehouse, BREAKS, account, session, result.breaks)
     return result
 
 
@@ -197,19 +385,25 @@ class PerformanceResult:
     kill_switch_engaged: bool
     kill_switch_reason: str | None
     kill_switch_newly_engaged: bool = False  # by this session's figures
+    read_only: bool = False  # scored by an earlier run: nothing was written now
 
 
 def performance_through(ledger: Ledger, broker_name: str, session: date,
                         strategy) -> PerformanceResult:
     """The equity curve to D; a daily-loss or drawdown breach engages the kill switch."""
     history = ledger.account_history(broker_name, session)
-    if history.is_empty():
-        raise RuntimeError(f"no account snapshot up to {session}: materialise reconciled_positions first")
+    if history.is_empty() or history["session"][-1] != session:
+        raise RuntimeError(f"no account snapshot for {session} at {broker_name!r}: materialise "
+                           "reconciled_positions for that session first")
     initial = float(history["equity"][0])
     curve = perf.equity_curve(history, initial)
-    ledger.warehouse.replace_partition(PERFORMANCE, session, curve.filter(pl.col("session") == session))
-    breach = evaluate_kill_switch(history.select("session", "equity"), strategy.kill_switch_rules())
     engaged, reason = ledger.kill_switch_engaged(broker_name)
+    if not read_account_table(ledger.warehouse, PERFORMANCE, broker_name, session).is_empty() or \
+            ledger.latest_snapshot_session(broker_name) != session:
+        return PerformanceResult(curve, initial, engaged, reason, read_only=True)
+    _write_account_table(ledger.warehouse, PERFORMANCE, broker_name, session,
+                         curve.filter(pl.col("session") == session))
+    breach = evaluate_kill_switch(history.select("session", "equity"), strategy.kill_switch_rules())
     newly = breach.engage and not engaged
     if newly:
         reason = "; ".join(breach.reasons)

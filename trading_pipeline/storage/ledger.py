@@ -26,7 +26,11 @@ from trading_pipeline.domain.orders import (
 from trading_pipeline.storage.kill_switch_file import KillSwitchEvent, KillSwitchStore
 from trading_pipeline.storage.warehouse import Warehouse
 
-OPEN_STATUSES = ("new", "partially_filled", "submitting")
+PLANNED = "planned"  # in a recorded plan, not yet sent
+SUBMITTING = "submitting"  # recorded before the send: a crash mid-send is visible
+NOT_SENT = "not_sent"  # held back (a key not turned, a stop that filled first); a re-run may send it
+UNKNOWN = "unknown"  # the venue cannot say whether it exists: never re-sent, a break until a person decides
+OPEN_STATUSES = ("new", "partially_filled", SUBMITTING)
 
 
 def _now() -> datetime:
@@ -48,27 +52,127 @@ class Ledger:
     def record_intent(self, intent: OrderIntent, broker: str, *, dry_run: bool, status: str,
                       reason: str | None = None) -> bool:
         """Record an intent before it is sent. False if the id is already in the ledger."""
+        with self.warehouse.transaction() as con:
+            return self._insert_intent(con, intent, broker, dry_run=dry_run, status=status,
+                                       reason=reason, now=_now())
+
+    @staticmethod
+    def _insert_intent(con, intent: OrderIntent, broker: str, *, dry_run: bool, status: str,
+                       reason: str | None, now: datetime, plan_seq: int | None = None,
+                       reduces_exposure: bool | None = None) -> bool:
+        exists = con.execute(
+            "select 1 from ledger_orders where client_order_id = ?", [intent.client_order_id]
+        ).fetchone()
+        if exists:
+            return False
+        con.execute(
+            """insert into ledger_orders (client_order_id, strategy, session, broker, symbol, side,
+               quantity, order_type, time_in_force, limit_price, stop_price, trail_percent,
+               trail_amount, purpose, dry_run, status, filled_quantity, avg_fill_price,
+               broker_order_id, reason, created_at, updated_at, plan_seq, reduces_exposure)
+               values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, null, null, ?, ?, ?, ?, ?)""",
+            [intent.client_order_id, intent.strategy, intent.session, broker, intent.symbol,
+             str(intent.side), intent.quantity, str(intent.order_type),
+             str(intent.time_in_force), intent.limit_price, intent.stop_price,
+             intent.trail_percent, intent.trail_amount, str(intent.purpose), dry_run, status,
+             reason, now, now, plan_seq, reduces_exposure],
+        )
+        con.execute(
+            "insert into ledger_order_events values (?, ?, ?, 0, null, ?)",
+            [intent.client_order_id, now, status, reason],
+        )
+        return True
+
+    # -- session plans: the whole plan in one transaction, before anything is sent -------------
+
+    def record_plan(self, account: str, plan, *, strategy: str, model_version: str | None,
+                    equity: float, buying_power: float, run_id: str | None = None) -> bool:
+        """Write `plan` (a `domain.session_plan.SessionPlan`) whole: its row, every order as
+        `planned` in sending order, its stop cancels. False (and nothing written) when the
+        account already has a plan for that session. Orders of the account's earlier sessions
+        still `planned` (a run that never sent them) are closed as superseded: this plan was
+        made from the positions they never changed."""
         now = _now()
         with self.warehouse.transaction() as con:
-            exists = con.execute(
-                "select 1 from ledger_orders where client_order_id = ?", [intent.client_order_id]
-            ).fetchone()
-            if exists:
+            if con.execute("select 1 from session_plans where account = ? and strategy = ? and session = ?",
+                           [account, strategy, plan.session]).fetchone():
                 return False
+            superseded = [r[0] for r in con.execute(
+                """select client_order_id from ledger_orders where broker = ? and strategy = ?
+                   and status = ? and session < ?""", [account, strategy, PLANNED, plan.session]).fetchall()]
+            for client_order_id in superseded:
+                self._set_status(con, client_order_id, NOT_SENT,
+                                 f"superseded: the plan of {plan.session} was made without it", now)
             con.execute(
-                """insert into ledger_orders values
-                   (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, null, null, ?, ?, ?)""",
-                [intent.client_order_id, intent.strategy, intent.session, broker, intent.symbol,
-                 str(intent.side), intent.quantity, str(intent.order_type),
-                 str(intent.time_in_force), intent.limit_price, intent.stop_price,
-                 intent.trail_percent, intent.trail_amount, str(intent.purpose), dry_run, status,
-                 reason, now, now],
-            )
-            con.execute(
-                "insert into ledger_order_events values (?, ?, ?, 0, null, ?)",
-                [intent.client_order_id, now, status, reason],
-            )
+                "insert into session_plans values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [account, strategy, plan.session, model_version, equity, buying_power,
+                 json.dumps(list(plan.failures)), json.dumps(list(plan.notes)), run_id, now])
+            for seq, client_order_id in enumerate(plan.cancels):
+                con.execute("insert into plan_cancels values (?, ?, ?, ?, ?, null, null)",
+                            [account, strategy, plan.session, seq, client_order_id])
+            for seq, order in enumerate(plan.orders):
+                if not self._insert_intent(con, order.intent, account, dry_run=False, status=PLANNED,
+                                           reason=None, now=now, plan_seq=seq,
+                                           reduces_exposure=order.reduces_exposure):
+                    raise ValueError(f"order id {order.intent.client_order_id} of the plan for "
+                                     f"{plan.session} is already in the ledger: no plan was recorded")
         return True
+
+    def session_plan(self, account: str, strategy: str, session: date) -> dict | None:
+        rows = self.warehouse.query(
+            "select * from session_plans where account = ? and strategy = ? and session = ?",
+            [account, strategy, session])
+        if rows.is_empty():
+            return None
+        row = rows.row(0, named=True)
+        return {**row, "failures": tuple(json.loads(row["failures"])), "notes": tuple(json.loads(row["notes"]))}
+
+    def latest_planned_session(self, account: str, strategy: str) -> date | None:
+        return self.warehouse.scalar(
+            "select max(session) from session_plans where account = ? and strategy = ?", [account, strategy])
+
+    def planned_orders(self, account: str, strategy: str, session: date) -> pl.DataFrame:
+        """The plan's orders in sending order, with their current status."""
+        return self.warehouse.query(
+            """select * from ledger_orders where broker = ? and strategy = ? and session = ?
+               and plan_seq is not null order by plan_seq""", [account, strategy, session])
+
+    def plan_cancels(self, account: str, strategy: str, session: date) -> pl.DataFrame:
+        return self.warehouse.query(
+            """select * from plan_cancels where account = ? and strategy = ? and session = ?
+               order by seq""", [account, strategy, session])
+
+    def record_cancel(self, account: str, strategy: str, session: date, seq: int,
+                      report: OrderStatusReport) -> None:
+        """A plan's cancel was answered: the stop's status, in the plan and on its own row."""
+        now = _now()
+        with self.warehouse.transaction() as con:
+            con.execute("""update plan_cancels set status = ?, recorded_at = ? where account = ?
+                           and strategy = ? and session = ? and seq = ?""",
+                        [str(report.status), now, account, strategy, session, seq])
+            if con.execute("select 1 from ledger_orders where client_order_id = ?",
+                           [report.client_order_id]).fetchone():
+                self._record_status(con, report, now)
+
+    def hold(self, client_order_id: str, reason: str) -> None:
+        """Not sent (held back by a key, or dropped), with why; a later run may send it."""
+        with self.warehouse.transaction() as con:
+            self._set_status(con, client_order_id, NOT_SENT, reason, _now(), dry_run=True)
+
+    def mark_unknown(self, client_order_id: str, reason: str) -> None:
+        """The venue cannot say whether this order exists: never re-sent, a person decides."""
+        with self.warehouse.transaction() as con:
+            self._set_status(con, client_order_id, UNKNOWN, reason, _now())
+
+    @staticmethod
+    def _set_status(con, client_order_id: str, status: str, reason: str | None, now: datetime,
+                    dry_run: bool | None = None) -> None:
+        con.execute(
+            """update ledger_orders set status = ?, reason = ?, dry_run = coalesce(?, dry_run),
+               updated_at = ? where client_order_id = ?""",
+            [status, reason, dry_run, now, client_order_id])
+        con.execute("insert into ledger_order_events values (?, ?, ?, null, null, ?)",
+                    [client_order_id, now, status, reason])
 
     def mark_submitting(self, client_order_id: str) -> None:
         """An intent held back earlier is about to be sent after all."""
@@ -81,20 +185,23 @@ class Ledger:
                         [client_order_id, now])
 
     def record_status(self, report: OrderStatusReport) -> None:
-        now = _now()
         with self.warehouse.transaction() as con:
-            con.execute(
-                """update ledger_orders set status = ?, filled_quantity = ?, avg_fill_price = ?,
-                   broker_order_id = coalesce(?, broker_order_id), reason = coalesce(?, reason),
-                   updated_at = ? where client_order_id = ?""",
-                [str(report.status), report.filled_quantity, report.avg_fill_price,
-                 report.broker_order_id, report.reason, now, report.client_order_id],
-            )
-            con.execute(
-                "insert into ledger_order_events values (?, ?, ?, ?, ?, ?)",
-                [report.client_order_id, now, str(report.status), report.filled_quantity,
-                 report.avg_fill_price, report.reason],
-            )
+            self._record_status(con, report, _now())
+
+    @staticmethod
+    def _record_status(con, report: OrderStatusReport, now: datetime) -> None:
+        con.execute(
+            """update ledger_orders set status = ?, filled_quantity = ?, avg_fill_price = ?,
+               broker_order_id = coalesce(?, broker_order_id), reason = coalesce(?, reason),
+               dry_run = false, updated_at = ? where client_order_id = ?""",
+            [str(report.status), report.filled_quantity, report.avg_fill_price,
+             report.broker_order_id, report.reason, now, report.client_order_id],
+        )
+        con.execute(
+            "insert into ledger_order_events values (?, ?, ?, ?, ?, ?)",
+            [report.client_order_id, now, str(report.status), report.filled_quantity,
+             report.avg_fill_price, report.reason],
+        )
 
     def orders_for_session(self, session: date, strategy: str) -> pl.DataFrame:
         return self.warehouse.query(
@@ -166,8 +273,10 @@ class Ledger:
         )
         return dict(zip(rows["client_order_id"].to_list(), rows["q"].to_list()))
 
-    def snapshot_positions(self, session: date, broker: str,
-                           positions: Iterable[PositionReport]) -> None:
+    def snapshot_session(self, session: date, broker: str, positions: Iterable[PositionReport],
+                         account: AccountSnapshot) -> None:
+        """The account's positions and figures at `session`, written once in one transaction:
+        a fact about that session is never replaced by what the account looks like later."""
         frame = pl.DataFrame(
             [{"session": session, "broker": broker, "symbol": p.symbol,
               "quantity": p.quantity, "avg_entry_price": p.avg_entry_price,
@@ -176,14 +285,39 @@ class Ledger:
                     "quantity": pl.Float64, "avg_entry_price": pl.Float64,
                     "market_price": pl.Float64},
         )
-        self.warehouse.replace_where("ledger_positions", {"session": session, "broker": broker}, frame)
+        with self.warehouse.transaction() as con:
+            if con.execute("select 1 from ledger_account where session = ? and broker = ?",
+                           [session, broker]).fetchone():
+                raise ValueError(f"account {broker!r} already has a snapshot for {session}: "
+                                 "a session's account facts are written once")
+            con.execute("insert into ledger_positions select * from frame")
+            con.execute("insert into ledger_account values (?, ?, ?, ?, ?, ?)",
+                        [session, broker, account.cash, account.equity, account.buying_power, _now()])
 
-    def snapshot_account(self, session: date, broker: str, account: AccountSnapshot) -> None:
-        frame = pl.DataFrame(
-            [{"session": session, "broker": broker, "cash": account.cash,
-              "equity": account.equity, "buying_power": account.buying_power, "recorded_at": _now()}]
-        )
-        self.warehouse.replace_where("ledger_account", {"session": session, "broker": broker}, frame)
+    def account_snapshot(self, broker: str, session: date) -> AccountSnapshot | None:
+        rows = self.warehouse.query(
+            "select cash, equity, buying_power from ledger_account where broker = ? and session = ?",
+            [broker, session])
+        if rows.is_empty():
+            return None
+        cash, equity, buying_power = rows.row(0)
+        return AccountSnapshot(cash=cash, equity=equity, buying_power=buying_power)
+
+    def positions_snapshot(self, broker: str, session: date) -> list[PositionReport]:
+        rows = self.warehouse.query(
+            """select symbol, quantity, avg_entry_price, market_price from ledger_positions
+               where broker = ? and session = ? order by symbol""", [broker, session])
+        return [PositionReport(symbol=s, quantity=q, avg_entry_price=a, market_price=m)
+                for s, q, a, m in rows.iter_rows()]
+
+    def latest_snapshot_session(self, broker: str) -> date | None:
+        return self.warehouse.scalar("select max(session) from ledger_account where broker = ?", [broker])
+
+    def orders_in_unknown_state(self, broker: str) -> list[tuple[str, str, str | None]]:
+        rows = self.warehouse.query(
+            """select client_order_id, symbol, reason from ledger_orders where broker = ? and status = ?
+               order by client_order_id""", [broker, UNKNOWN])
+        return list(rows.iter_rows())
 
     def account_history(self, broker: str, through: date) -> pl.DataFrame:
         return self.warehouse.query(

@@ -101,6 +101,34 @@ create table if not exists model_events (
     previous_version varchar,
     metrics varchar
 );
+-- A session's plan: written once, in one transaction with its orders (`ledger_orders`, status
+-- 'planned', in `plan_seq` order) and its stop cancels, before anything is sent.
+create table if not exists session_plans (
+    account varchar not null,
+    strategy varchar not null,
+    session date not null,
+    model_version varchar,
+    equity double not null,
+    buying_power double not null,
+    failures varchar not null,   -- json list: order-path checks that failed
+    notes varchar not null,      -- json list
+    run_id varchar,
+    planned_at timestamp not null,
+    primary key (account, strategy, session)
+);
+create table if not exists plan_cancels (
+    account varchar not null,
+    strategy varchar not null,
+    session date not null,
+    seq integer not null,
+    client_order_id varchar not null,
+    status varchar,              -- the stop's status after the cancel; null: not yet done
+    recorded_at timestamp,
+    primary key (account, strategy, session, seq)
+);
+-- warehouses made before plans were recorded whole
+alter table ledger_orders add column if not exists plan_seq integer;
+alter table ledger_orders add column if not exists reduces_exposure boolean;
 -- warehouses made before the kill switch was per account
 alter table kill_switch_events add column if not exists account varchar;
 """

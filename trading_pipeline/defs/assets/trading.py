@@ -5,6 +5,7 @@ from trading_pipeline.alerts import Alert, AlertKind, Severity
 from trading_pipeline.defs.metadata import markdown_table
 from trading_pipeline.defs.partitions import session_of, sessions_partitions
 from trading_pipeline.defs.resources import (
+    AccountLockResource,
     AlertsResource,
     BrokerResource,
     MarketDataResource,
@@ -12,6 +13,7 @@ from trading_pipeline.defs.resources import (
     WarehouseResource,
 )
 from trading_pipeline.domain import performance as perf
+from trading_pipeline.domain.calendar import require_closed
 from trading_pipeline.domain.monitor import checks_frame
 from trading_pipeline.services import trading
 from trading_pipeline.services.charts import equity_against_backtest_png, markdown_image
@@ -22,7 +24,9 @@ from trading_pipeline.services.monitor import monitor_session
     partitions_def=sessions_partitions,
     deps=["predictions"],
     group_name="trading",
-    description="Target weights and shares to hold from the open of D+1, after every limit.",
+    description="The session's whole plan, decided once per account after D's close and recorded "
+    "before anything is sent: target weights and shares for D+1 after every limit, the orders and "
+    "protective stops that reach it, the stops to cancel. Re-materialising reports the recorded plan.",
     kinds={"polars"},
 )
 def target_portfolio(
@@ -31,32 +35,50 @@ def target_portfolio(
     market: MarketDataResource,
     broker: BrokerResource,
     strategy: StrategyResource,
+    account_lock: AccountLockResource,
 ) -> dg.MaterializeResult:
     session = session_of(context)
-    with warehouse.warehouse.held(), broker.connected(warehouse.warehouse, market.market(), session) as client:
-        result, equity = trading.build_target(warehouse.warehouse, client, session, strategy)
-    target, var = result.frame, result.var_figures
+    require_closed(session)
+    wh = warehouse.warehouse
+    with wh.held():
+        recorded = warehouse.ledger.session_plan(broker.venue, strategy.strategy, session)
+        if recorded is None:
+            with broker.connected(wh, market.market(), session) as client:
+                decided = trading.decide_session(warehouse.ledger, client, session, strategy,
+                                                 run_id=context.run_id)
+        else:
+            decided = trading.decide_session(warehouse.ledger, _NoBroker(broker.venue), session, strategy)
+    target, plan = decided.target, decided.plan
+    var = decided.var_positions
     return dg.MaterializeResult(metadata={
-        "positions": target.height, "equity": equity,
+        "account": broker.venue,
+        "decided": (f"recorded earlier by run {plan['run_id']} at {plan['planned_at']:%Y-%m-%d %H:%M:%S} UTC: "
+                    "nothing was decided again" if decided.recorded_earlier else "now"),
+        "model_version": plan["model_version"] or "",
+        "positions": target.height, "equity": float(plan["equity"]),
         "gross_weight": float(target["weight"].abs().sum()) if target.height else 0.0,
         "max_weight": float(target["weight"].abs().max()) if target.height else 0.0,
-        "portfolio_var_95": float(var.portfolio_var),
-        "portfolio_var_95_dollars": float(var.portfolio_var_dollars),
-        "portfolio_es_95": float(var.portfolio_es),
-        "portfolio_parametric_var_95": float(var.portfolio_parametric_var),
-        "max_position_var_95": float(var.max_position_var),
-        "target": markdown_table(target),
-        "position_var": markdown_table(var.positions),
-        "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in result.notes) or "_none_"),
+        "max_position_var_95": float(var["var"].max()) if var.height else 0.0,
+        "target": markdown_table(target.drop("account", strict=False)),
+        "position_var": markdown_table(var.drop("account", strict=False)),
+        "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in plan["notes"]) or "_none_"),
     })
+
+
+class _NoBroker:
+    """A recorded plan is reported without asking the broker anything."""
+
+    def __init__(self, name: str):
+        self.name = name
 
 
 @dg.asset(
     partitions_def=sessions_partitions,
     deps=["target_portfolio"],
     group_name="trading",
-    description="Orders that move the broker's positions to the target, with deterministic client "
-    "order ids, sent once (or recorded as not sent, with why) and the broker's answers.",
+    description="The recorded plan sent in order: stale stops cancelled, then each order with its "
+    "deterministic client order id, sent once (or recorded as not sent, with why). After a crash a "
+    "re-run sends exactly what was not yet acknowledged; once the account has moved on it only reports.",
     kinds={"duckdb"},
 )
 def submitted_orders(
@@ -65,17 +87,28 @@ def submitted_orders(
     market: MarketDataResource,
     broker: BrokerResource,
     strategy: StrategyResource,
+    account_lock: AccountLockResource,
 ) -> dg.MaterializeResult:
     session = session_of(context)
-    with warehouse.warehouse.held(), broker.connected(warehouse.warehouse, market.market(), session) as client:
-        summary = trading.submit_rebalance(warehouse.ledger, client, session, strategy)
+    wh = warehouse.warehouse
+    with wh.held():
+        if trading.account_moved_on(warehouse.ledger, broker.venue, strategy.strategy, session):
+            summary = trading.send_session(warehouse.ledger, _NoBroker(broker.venue), session, strategy)
+        else:
+            with broker.connected(wh, market.market(), session) as client:
+                summary = trading.send_session(warehouse.ledger, client, session, strategy)
     outcomes = summary.outcomes
     if not summary.entries.send:
         context.log.warning(f"new entries for {session} not sent: {summary.entries.explanation}")
+    for note in summary.notes:
+        context.log.info(note)
     engaged, why = warehouse.ledger.kill_switch_engaged(broker.venue)
     return dg.MaterializeResult(metadata={
+        "account": broker.venue,
+        "read_only": summary.read_only,
         "orders": outcomes.height,
-        "sent_now": int(outcomes["sent_now"].sum()) if outcomes.height else 0,
+        "by_status": dg.MetadataValue.json(
+            {s: int(n) for s, n in outcomes.group_by("status").len().iter_rows()} if outcomes.height else {}),
         "entries": summary.entries.explanation,
         "kill_switch": f"ENGAGED: {why}" if engaged else "released",
         "stops_placed": summary.stops_placed, "stops_canceled": summary.stops_canceled,
@@ -89,7 +122,7 @@ def submitted_orders(
     deps=["submitted_orders"],
     group_name="trading",
     description="The broker's fills, orders and positions against the ledger; every difference "
-    "is a break with its likely cause.",
+    "is a break with its likely cause. The session's account snapshot is written once.",
     kinds={"duckdb"},
 )
 def reconciled_positions(
@@ -98,17 +131,24 @@ def reconciled_positions(
     market: MarketDataResource,
     broker: BrokerResource,
     alerts: AlertsResource,
+    account_lock: AccountLockResource,
 ) -> dg.MaterializeResult:
     session = session_of(context)
-    with warehouse.warehouse.held(), broker.connected(warehouse.warehouse, market.market(), session) as client:
-        result = trading.reconcile_session(warehouse.warehouse, warehouse.ledger, client, session)
-    if result.break_count:
+    wh = warehouse.warehouse
+    with wh.held():
+        if warehouse.ledger.account_snapshot(broker.venue, session) is not None:
+            result = trading.reconcile_session(wh, warehouse.ledger, _NoBroker(broker.venue), session)
+        else:
+            with broker.connected(wh, market.market(), session) as client:
+                result = trading.reconcile_session(wh, warehouse.ledger, client, session)
+    if result.break_count and not result.read_only:
         alerts.send(Alert(kind=AlertKind.RECONCILIATION_BREAK, severity=Severity.CRITICAL, session=session,
                           title=f"{result.break_count} reconciliation breaks at {broker.venue}",
                           details={f"{row['kind']} {row['symbol'] or ''}".strip(): row["detail"]
                                    for row in result.breaks.head(20).iter_rows(named=True)}),
                     log=context.log)
     return dg.MaterializeResult(metadata={
+        "account": broker.venue, "read_only": result.read_only,
         "breaks": result.break_count, "new_fills": result.new_fills,
         "positions": len(result.positions), "equity": result.account.equity,
         "cash": result.account.cash, "breaks_table": markdown_table(result.breaks),
@@ -130,6 +170,7 @@ def performance(
     broker: BrokerResource,
     strategy: StrategyResource,
     alerts: AlertsResource,
+    account_lock: AccountLockResource,
 ) -> dg.MaterializeResult:
     session = session_of(context)
     with warehouse.warehouse.held():
@@ -139,8 +180,16 @@ def performance(
 def _performance(context, warehouse, broker, strategy, alerts, session) -> dg.MaterializeResult:
     result = trading.performance_through(warehouse.ledger, broker.venue, session, strategy)
     curve = result.curve
-    stats = perf.summary(curve, result.initial_equity)
+    stats = perf.summary(curve.filter(curve["session"] <= session), result.initial_equity)
     today = curve.filter(curve["session"] == session)
+    if result.read_only:  # scored by an earlier run: report, write and alert nothing
+        return dg.MaterializeResult(metadata={
+            "account": broker.venue, "read_only": True,
+            **{k: float(v) for k, v in stats.items()},
+            "daily_pnl": float(today["daily_pnl"][0]) if today.height else 0.0,
+            "drawdown": float(today["drawdown"][0]) if today.height else 0.0,
+            "kill_switch": f"ENGAGED: {result.kill_switch_reason}" if result.kill_switch_engaged else "released",
+        })
     if result.kill_switch_newly_engaged:
         alerts.send(Alert(kind=AlertKind.KILL_SWITCH, severity=Severity.CRITICAL, session=session,
                           title="kill switch engaged: no new entries until clear_kill_switch_job runs",
