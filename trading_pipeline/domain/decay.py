@@ -4,7 +4,8 @@ The score given on session s is judged by the forward return from s to s+horizon
 only after the close of s+horizon. On session D the figure therefore uses sessions up to D minus
 `horizon` sessions and never a later one, even when later returns are passed in (no look-ahead).
 
-Only the given model version's predictions count. Just after a new champion, or a rollback to a
+Only the given model version's predictions count, and only of sessions after its training end
+(earlier scores, e.g. written by a replay, were made on prices it was trained on). Just after a new champion, or a rollback to a
 version whose own predictions are old, there are fewer than `min_sessions` such sessions in the
 window: the figure is reported (or None when there is none) and never breached until there are
 enough. With a 5-session horizon and 10 sessions needed, a new champion is first judged 15
@@ -98,11 +99,14 @@ def performance_decay(
     model_version: str,
     horizon: int,
     policy: DecayPolicy,
+    training_end: date | None = None,
 ) -> DecayResult:
     """Mean daily rank IC of `model_version`'s scores against the forward returns that
     followed, over the window of `policy.window` sessions ending `horizon` sessions before
     `as_of`. `predictions`: session, symbol, score, model_version (other versions are
-    ignored); `labels`: session, symbol, forward_return over `horizon` sessions."""
+    ignored); `labels`: session, symbol, forward_return over `horizon` sessions.
+    `training_end`: the last session whose prices the version's labels used; scores of
+    sessions on or before it are in sample (the version saw what followed) and never count."""
     for name, frame, needed in (("predictions", predictions, PREDICTION_COLUMNS),
                                 ("labels", labels, LABEL_COLUMNS)):
         missing = [c for c in needed if c not in frame.columns]
@@ -114,6 +118,7 @@ def performance_decay(
         predictions.filter(
             (pl.col("model_version").cast(pl.String) == str(model_version))
             & pl.col("session").is_between(window[0], window[-1])
+            & (pl.col("session") > training_end if training_end is not None else pl.lit(True))
         )
         .select("session", "symbol", "score")
         .join(labels.select(LABEL_COLUMNS), on=["session", "symbol"])

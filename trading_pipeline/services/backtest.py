@@ -4,11 +4,14 @@ Contract for training (`services/modeling.train_and_register`): after `registry.
 call
 
     backtest_version(warehouse, registry, version,
-                     result.oos_predictions.select("session", "symbol",
+                     result.oos_predictions.select("session", "symbol", "fold",
                                                    pl.col("prediction").alias("score")),
                      strategy)
 
-with the walk-forward out-of-sample predictions, so the expectation is out of sample.
+with the walk-forward out-of-sample predictions, so the expectation is out of sample: each
+session is scored by a fold model whose labels ended before it. Scores of sessions on or before
+the version's training end without a `fold` are refused (the final model saw those prices);
+sessions after it may be scored by the version itself.
 `strategy` is the `StrategyResource` (or anything with its `strategy`, `construction()`,
 `stop_policy()`, `kill_switch_rules()`, `flatten_on_kill_switch`), or a ready
 `BacktestConfig`. The venue's costs are `strategy.execution()` (the configured slippage and
@@ -81,10 +84,13 @@ def backtest_config(strategy, execution: ExecutionConfig | None = None,
 def backtest_version(warehouse: Warehouse, registry: ModelRegistry, version: str,
                      scores: pl.DataFrame, strategy, *, execution: ExecutionConfig | None = None,
                      initial_cash: float | None = None) -> BacktestResult:
-    """Backtest `scores` (session, symbol, score) of `version` on the stored bars, store the
-    result with the version and log its summary on the version's MLflow run."""
+    """Backtest `scores` (session, symbol, score, and `fold` for walk-forward scores) of
+    `version` on the stored bars, store the result with the version and log its summary on the
+    version's MLflow run. Scores of sessions on or before the version's training end must be
+    walk-forward ones (see `point_in_time_scores`)."""
     version = str(version)
     registry.resolve(version)  # an unknown version fails before any work
+    scores = point_in_time_scores(scores, version, registry.training_end(version))
     result = backtest_scores(warehouse, scores, strategy, execution=execution,
                              initial_cash=initial_cash)
     computed_at = datetime.now(tz=UTC).replace(tzinfo=None)
@@ -95,6 +101,24 @@ def backtest_version(warehouse: Warehouse, registry: ModelRegistry, version: str
     registry.log_version_metrics(version, {f"{METRIC_PREFIX}{k}": v for k, v in result.summary.items()})
     registry.log_version_text(version, result.daily.write_csv(), "backtest/daily.csv")
     return result
+
+
+def point_in_time_scores(scores: pl.DataFrame, version: str, training_end) -> pl.DataFrame:
+    """`session, symbol, score` once every row is known to be out of sample: a session after
+    the version's training end, or one of its walk-forward scores (a non-null `fold`: made by a
+    fold model whose labels ended before that session). Anything else is the final model
+    scoring sessions whose prices it was trained on, which no expectation may rest on."""
+    in_sample = scores.filter(pl.col("session") <= training_end)
+    if "fold" in scores.columns:
+        in_sample = in_sample.filter(pl.col("fold").is_null())
+    if in_sample.height:
+        sessions = in_sample["session"].unique().sort()
+        raise BacktestError(
+            f"{in_sample.height} scores on {sessions.len()} sessions ({sessions[0]} .. {sessions[-1]}) are "
+            f"on or before v{version}'s training end {training_end} and are not walk-forward "
+            "out-of-sample scores: the version saw those sessions' prices. Pass its walk-forward "
+            f"predictions with their `fold` column, or only sessions after {training_end}")
+    return scores.select("session", "symbol", "score")
 
 
 def backtest_scores(warehouse: Warehouse, scores: pl.DataFrame, strategy, *,
@@ -169,5 +193,6 @@ __all__ = [
     "backtest_scores",
     "backtest_version",
     "expectation",
+    "point_in_time_scores",
     "stored_equity",
 ]

@@ -28,6 +28,7 @@ from trading_pipeline.domain.drift import (
 from trading_pipeline.domain.features import FEATURE_COLUMNS, MIN_HISTORY_SESSIONS, compute_features
 from trading_pipeline.domain.labels import forward_return_labels
 from trading_pipeline.domain.model import ModelRegistry
+from trading_pipeline.services import modeling
 from trading_pipeline.storage import market_store
 from trading_pipeline.storage.warehouse import Warehouse
 
@@ -80,8 +81,9 @@ class DriftReport:
 
 
 def champion_decay(warehouse: Warehouse, model_version: str, session: date, *,
-                   horizon: int, policy: DecayPolicy) -> DecayResult:
-    """The decay figure of `model_version` on `session` from stored predictions and bars."""
+                   horizon: int, policy: DecayPolicy, training_end: date | None = None) -> DecayResult:
+    """The decay figure of `model_version` on `session` from stored predictions and bars;
+    with `training_end`, only its scores of later sessions count."""
     window = decay_window(session, horizon, policy.window)
     predictions = market_store.read_table_range(warehouse, PREDICTIONS_TABLE, window[0], window[-1])
     if predictions.is_empty():
@@ -91,17 +93,24 @@ def champion_decay(warehouse: Warehouse, model_version: str, session: date, *,
     bars = market_store.read_bars_through(warehouse, session, window[0])
     labels = forward_return_labels(bars, horizon)
     return performance_decay(predictions.select(PREDICTION_COLUMNS), labels, as_of=session,
-                             model_version=model_version, horizon=horizon, policy=policy)
+                             model_version=model_version, horizon=horizon, policy=policy,
+                             training_end=training_end)
 
 
 def drift_for_session(warehouse: Warehouse, registry: ModelRegistry, session: date, *,
                       window: int, warn_share: float, severe_share: float,
                       column_threshold: float, html_path: Path | None,
-                      decay: DecayPolicy, horizon: int) -> DriftReport:
-    """Data and prediction drift of the last `window` sessions against the champion's
-    training reference, and the champion's performance decay over `horizon`-session returns;
-    writes the session's row to DRIFT_TABLE. `html_path` None skips the HTML report."""
-    model = registry.load("champion")
+                      decay: DecayPolicy, horizon: int,
+                      model_version: str | None = None) -> DriftReport:
+    """Data and prediction drift of the last `window` sessions against the training reference
+    of the version that scored `session`, and that version's performance decay over
+    `horizon`-session returns; writes the session's row to DRIFT_TABLE. The version: the given
+    one, else the one recorded on the session's predictions, else the point-in-time choice
+    (the champion, unless its labels end on or after `session`). `html_path` None skips the
+    HTML report."""
+    version = (model_version or modeling.version_used(warehouse, session)
+               or modeling.model_for_session(warehouse, registry, session).version)
+    model = registry.load(version)
     _, trained_through = registry.training_window(model.version)
     reference_sessions = sessions_back(trained_through, REFERENCE_SESSIONS)
     reference = _scored_features(warehouse, model, reference_sessions[0], trained_through)
@@ -110,7 +119,8 @@ def drift_for_session(warehouse: Warehouse, registry: ModelRegistry, session: da
     result = evaluate_drift(reference, current, DRIFT_COLUMNS, warn_share=warn_share,
                             severe_share=severe_share, html_path=html_path,
                             method=DRIFT_METHOD, threshold=column_threshold)
-    decayed = champion_decay(warehouse, model.version, session, horizon=horizon, policy=decay)
+    decayed = champion_decay(warehouse, model.version, session, horizon=horizon, policy=decay,
+                             training_end=registry.training_end(model.version))
     severity = overall_severity(result.severity, decayed)
     reasons = f"{describe_drift(result, warn_share, severe_share)}; {decayed.describe()}"
     row = pl.DataFrame({

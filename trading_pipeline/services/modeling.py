@@ -1,4 +1,9 @@
-"""Train, register and choose the champion; score a session with the champion."""
+"""Train, register and choose the champion; score a session with a point-in-time version.
+
+A session is scored only by a version whose training labels ended before it (see
+`domain/model/point_in_time.py` for which one); `train_as_of` trains the version a backfill
+needs.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,21 @@ from datetime import date
 import polars as pl
 
 from trading_pipeline.domain.backtest import BacktestConfig
-from trading_pipeline.domain.calendar import sessions_back
+from trading_pipeline.domain.calendar import (
+    is_session,
+    latest_completed_session,
+    previous_session,
+    sessions_back,
+)
 from trading_pipeline.domain.features import FEATURE_COLUMNS, MIN_HISTORY_SESSIONS, compute_features
 from trading_pipeline.domain.labels import forward_return_labels
 from trading_pipeline.domain.model import (
     ModelRegistry,
+    NoQualifyingModel,
+    ScoringChoice,
     SelectionRules,
+    VersionRecord,
+    choose_version,
     compare_on_recent_window,
     train_model,
 )
@@ -24,6 +38,11 @@ from trading_pipeline.storage.warehouse import Warehouse
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 OOS_TABLE = "model_oos_predictions"  # each version's walk-forward scores, for fair comparisons
+PREDICTIONS = "predictions"
+TRAINING_END_COLUMN = "model_training_end"  # on every prediction row: the version's training end
+AS_OF_TAG = "as_of"  # the date a version was trained as of (its bars end on or before it)
+POINT_IN_TIME_TAG = "point_in_time"  # "true": trained for backfills, before the champion's end
+CHAMPION_SET_TAG = "alias.champion.set_at"  # written by ModelRegistry.set_alias
 
 
 class NotEnoughHistory(RuntimeError):
@@ -38,6 +57,40 @@ class TrainingOutcome:
     reason: str
     first_session: date
     last_session: date
+    training_end: date | None = None  # the last session whose prices its labels used
+
+
+def parse_as_of(text: str | date | None) -> date | None:
+    """An `as_of` from run config or the command line: an ISO date (YYYY-MM-DD), or None."""
+    if text is None or isinstance(text, date):
+        return text
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"as_of {text!r} is not a date: write it as YYYY-MM-DD, e.g. 2024-04-30") from None
+
+
+def train_as_of(warehouse: Warehouse, ledger: Ledger, registry: ModelRegistry, as_of: date | None,
+                *, window: int, horizon: int, why: str, rules: SelectionRules = SelectionRules(),
+                backtest=None) -> TrainingOutcome:
+    """Train on the stored bars up to `as_of` (default: the latest completed session) and
+    register the version as `train_and_register` does. Its labels end on or before `as_of`, so
+    it may score every session after `as_of`: the model a backfill starting the next session
+    needs. `as_of` need not be a session (the last session before it is used); a date whose
+    close has not passed is refused."""
+    latest = latest_completed_session()
+    as_of = latest if as_of is None else as_of
+    if as_of > latest:
+        raise ValueError(f"as_of {as_of} is after the latest completed session {latest}: a model can "
+                         f"be trained only on sessions that have closed; use {latest} or earlier")
+    last_wanted = as_of if is_session(as_of) else previous_session(as_of)
+    stored = [s for s in market_store.stored_sessions(warehouse) if s <= last_wanted]
+    if not stored:
+        raise NotEnoughHistory(f"no bars are stored on or before {as_of}: materialise market_bars "
+                               f"(its first run loads the history from TRADING_HISTORY_START, which "
+                               f"must start well before {as_of})")
+    return train_and_register(warehouse, ledger, registry, max(stored), window, horizon, why,
+                              rules=rules, backtest=backtest, as_of=as_of)
 
 
 def training_frames(warehouse: Warehouse, through: date, window: int,
@@ -59,31 +112,46 @@ def training_frames(warehouse: Warehouse, through: date, window: int,
 
 def train_and_register(warehouse: Warehouse, ledger: Ledger, registry: ModelRegistry,
                        through: date, window: int, horizon: int, why: str,
-                       rules: SelectionRules = SelectionRules(), backtest=None) -> TrainingOutcome:
+                       rules: SelectionRules = SelectionRules(), backtest=None,
+                       as_of: date | None = None) -> TrainingOutcome:
     """Train on the `window` sessions to `through`, register the version as `challenger`,
     backtest its out-of-sample scores (stored with the version: the monitor's expectation), and
     move `champion` to it only if there is none or it wins on the same recent sessions.
-    `backtest`: the strategy as the daily loop runs it (a `StrategyResource` or a
-    `BacktestConfig`); None backtests the default strategy."""
+    A version whose training ends before the champion's is a point-in-time version for
+    backfills: it is tagged so, never compared (their recent sessions differ) and stays
+    challenger. `backtest`: the strategy as the daily loop runs it (a `StrategyResource` or a
+    `BacktestConfig`); None backtests the default strategy. `as_of` (default `through`) is
+    recorded as the version's `as_of` tag."""
     features, labels = training_frames(warehouse, through, window, horizon)
     result = train_model(features, labels, horizon=horizon)
-    version = registry.register(result)
+    version = registry.register(result, extra_tags={AS_OF_TAG: (as_of or through).isoformat()})
     challenger_scores = result.oos_predictions.select(
         "session", "symbol", pl.col("prediction").alias("score"), "forward_return")
     warehouse.replace_where(OOS_TABLE, {"model_version": version},
                             challenger_scores.with_columns(pl.lit(version).alias("model_version")))
     metrics = dict(result.metrics)
-    backtest_note = _backtest(warehouse, registry, version, challenger_scores, backtest)
+    # with the fold: each walk-forward score came from a model whose labels ended before it
+    backtest_note = _backtest(warehouse, registry, version,
+                              result.oos_predictions.select("session", "symbol", "fold",
+                                                            pl.col("prediction").alias("score")),
+                              backtest)
     registry.set_alias(CHALLENGER, version, f"newly trained ({why})")
     ledger.record_model_event(registry.model_name, version, CHALLENGER, "registered",
                               f"newly trained ({why}); {backtest_note}", None, metrics)
 
     champion = registry.champion_version()
+    champion_end = registry.training_end(champion) if champion is not None else None
     if champion is None:
         became, reason, comparison = True, f"first model ({why})", {}
+    elif result.training_end < champion_end:
+        registry.set_version_tag(version, POINT_IN_TIME_TAG, "true")
+        became, comparison = False, {}
+        reason = (f"point-in-time version: its labels end {result.training_end}, before champion "
+                  f"v{champion}'s ({champion_end}); kept for sessions up to {champion_end} that the "
+                  "champion may not score (backfills), not compared with it")
     else:
         verdict = compare_on_recent_window(
-            challenger_scores, champion_oos_scores(warehouse, registry, champion, features, labels, horizon),
+            challenger_scores, champion_oos_scores(warehouse, registry, champion, features, labels),
             rules, challenger_name=f"v{version}", champion_name=f"v{champion}")
         became, reason, comparison = verdict.promote, verdict.reason, verdict.metrics()
     if became:
@@ -92,7 +160,7 @@ def train_and_register(warehouse: Warehouse, ledger: Ledger, registry: ModelRegi
                               "promoted" if became else "kept_challenger", reason, champion,
                               {**metrics, **comparison})
     return TrainingOutcome(version, metrics, became, reason,
-                           features["session"].min(), features["session"].max())
+                           features["session"].min(), features["session"].max(), result.training_end)
 
 
 def _backtest(warehouse: Warehouse, registry: ModelRegistry, version: str, scores: pl.DataFrame,
@@ -104,8 +172,8 @@ def _backtest(warehouse: Warehouse, registry: ModelRegistry, version: str, score
 
     execution = strategy.execution() if hasattr(strategy, "execution") else None
     try:
-        result = backtest_version(warehouse, registry, version, scores.select("session", "symbol", "score"),
-                                  strategy or BacktestConfig(), execution=execution)
+        result = backtest_version(warehouse, registry, version, scores, strategy or BacktestConfig(),
+                                  execution=execution)
     except BacktestError as error:
         return f"no backtest: {error}"
     return (f"backtest {result.first_session}..{result.last_session}: Sharpe "
@@ -113,16 +181,14 @@ def _backtest(warehouse: Warehouse, registry: ModelRegistry, version: str, score
 
 
 def champion_oos_scores(warehouse: Warehouse, registry: ModelRegistry, champion: str,
-                        features: pl.DataFrame, labels: pl.DataFrame, horizon: int) -> pl.DataFrame:
+                        features: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
     """The champion's out-of-sample scores: its own walk-forward predictions inside its training
-    window, and the champion itself on sessions whose labels it never saw (after its last
-    training session plus `horizon`; the sessions in between share returns with its labels)."""
+    window, and the champion itself on sessions after its training end (its last label session
+    plus `horizon`; the sessions in between share returns with its labels)."""
     stored = (warehouse.query(f"select session, symbol, score, forward_return from {OOS_TABLE} "
                               "where model_version = ?", [champion])
               if warehouse.table_exists(OOS_TABLE) else pl.DataFrame())
-    _, trained_through = registry.training_window(champion)
-    later = features["session"].filter(features["session"] > trained_through).unique().sort()
-    unseen = features.filter(pl.col("session").is_in(later[horizon:].implode()))
+    unseen = features.filter(pl.col("session") > registry.training_end(champion))
     if unseen.is_empty():
         return stored
     live = (registry.load(champion).predict(unseen.select("session", "symbol", *FEATURE_COLUMNS))
@@ -131,20 +197,60 @@ def champion_oos_scores(warehouse: Warehouse, registry: ModelRegistry, champion:
     return pl.concat([stored, live], how="vertical_relaxed") if stored.height else live
 
 
-def score_session(warehouse: Warehouse, registry: ModelRegistry, session: date) -> pl.DataFrame:
-    """The champion's scores for `session`, with the version on every row."""
+def version_records(warehouse: Warehouse, registry: ModelRegistry) -> list[VersionRecord]:
+    """Every registered version with its training end and its history as champion."""
+    rolled_back: set[str] = set()
+    if warehouse.table_exists("model_events"):
+        rolled_back = set(warehouse.query(
+            "select distinct previous_version from model_events where model_name = ? and "
+            "action = 'rollback' and previous_version is not null",
+            [registry.model_name])["previous_version"].to_list())
+    records, ends = [], registry.training_ends()
+    for version, tags in registry.version_tags().items():
+        records.append(VersionRecord(
+            version=version, training_end=ends[version],
+            was_champion=CHAMPION_SET_TAG in tags,
+            point_in_time=tags.get(POINT_IN_TIME_TAG) == "true",
+            rolled_back=version in rolled_back))
+    return sorted(records, key=lambda r: int(r.version))
+
+
+def model_for_session(warehouse: Warehouse, registry: ModelRegistry, session: date) -> ScoringChoice:
+    """The version that may score `session`: the champion if its labels ended before it, else
+    (a backfill) the newest earlier champion or point-in-time version that qualifies. Raises
+    `NoQualifyingModel` (with `.as_of`, the date to train as of) when there is none."""
+    return choose_version(session, registry.champion_version(), version_records(warehouse, registry))
+
+
+def score_session(warehouse: Warehouse, registry: ModelRegistry, session: date,
+                  choice: ScoringChoice | None = None) -> pl.DataFrame:
+    """Scores for `session` by the point-in-time version (`model_for_session`, unless `choice`
+    is given), with the version and its training end on every row."""
+    choice = choice or model_for_session(warehouse, registry, session)
+    if not choice.training_end < session:  # the one rule every caller relies on
+        raise NoQualifyingModel(session, f"v{choice.version}'s labels end {choice.training_end}, not "
+                                f"before {session}: it may not score that session")
     features = market_store.read_table_range(warehouse, "features", session, session)
     if features.is_empty():
         raise RuntimeError(f"no features stored for {session}: materialise features for {session} first")
-    model = registry.load(CHAMPION)
-    return model.predict(features.select("session", "symbol", *FEATURE_COLUMNS))
+    model = registry.load(choice.version)
+    return model.predict(features.select("session", "symbol", *FEATURE_COLUMNS)).with_columns(
+        pl.lit(choice.training_end, pl.Date).alias(TRAINING_END_COLUMN))
+
+
+def write_predictions(warehouse: Warehouse, session: date, scores: pl.DataFrame) -> None:
+    """Replace `session`'s predictions; a table made before the training end was recorded
+    gets the column first (null in its old rows)."""
+    if warehouse.table_exists(PREDICTIONS):
+        warehouse.execute(f"alter table {PREDICTIONS} add column if not exists {TRAINING_END_COLUMN} date")
+    warehouse.replace_partition(PREDICTIONS, session, scores)
 
 
 def version_used(warehouse: Warehouse, session: date) -> str | None:
     """The model version whose scores the `predictions` asset stored for `session`, if any."""
-    if not warehouse.table_exists("predictions"):
+    if not warehouse.table_exists(PREDICTIONS):
         return None
-    return warehouse.scalar("select any_value(model_version) from predictions where session = ?", [session])
+    return warehouse.scalar(f"select any_value(model_version) from {PREDICTIONS} where session = ?", [session])
 
 
 def rollback_champion(registry: ModelRegistry, ledger: Ledger, reason: str,

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 import polars as pl
 
 from trading_pipeline.domain import performance as perf
+from trading_pipeline.domain.orders import OrderStatus
 from trading_pipeline.domain.promotion import (
     Decision,
     PromotionEvidence,
     PromotionGates,
     PromotionResult,
+    TradingActivity,
     evaluate_promotion,
     next_stage,
 )
@@ -77,6 +79,7 @@ def gather_evidence(ledger: Ledger, venue: str, sessions: int, model_version: st
     except backtest.ExpectationNotFound:
         expected_sharpe = None
     return PromotionEvidence(
+        activity=trading_activity(ledger, venue, first, last),
         sessions=window.height,
         total_return=stats["total_return"],
         max_drawdown=stats["max_drawdown"],
@@ -85,6 +88,42 @@ def gather_evidence(ledger: Ledger, venue: str, sessions: int, model_version: st
         severe_drift_sessions=count("drift_reports", "severity = 'severe' and session between ? and ?"),
         monitor_breaches=breached,
         expected_sharpe=expected_sharpe,
+    )
+
+
+# Statuses a broker gives an order it received; intents never sent (dry run, held back, a
+# crash before the send, an unknown outcome) are not evidence of trading either way.
+SENT_STATUSES = tuple(str(status) for status in OrderStatus)
+POSITION_EPSILON = 1e-9
+
+
+def trading_activity(ledger: Ledger, venue: str, first, last) -> TradingActivity:
+    """What the account at `venue` did on the sessions `first`..`last`, read from the ledger:
+    orders of those sessions that got a fill, sessions whose close found a position held,
+    orders the broker answered and those it rejected."""
+    warehouse = ledger.warehouse
+
+    def scalar(table: str, sql: str, params: list) -> int:
+        if not warehouse.table_exists(table):
+            return 0
+        return int(warehouse.scalar(sql, params) or 0)
+
+    placeholders = ", ".join("?" for _ in SENT_STATUSES)
+    orders = ("from ledger_orders where broker = ? and session between ? and ? "
+              f"and status in ({placeholders})")
+    return TradingActivity(
+        filled_orders=scalar("ledger_fills", """
+            select count(distinct f.client_order_id) from ledger_fills f
+            join ledger_orders o using (client_order_id)
+            where f.broker = ? and o.session between ? and ?""", [venue, first, last]),
+        exposure_sessions=scalar("ledger_positions", """
+            select count(distinct session) from ledger_positions
+            where broker = ? and session between ? and ? and abs(quantity) > ?""",
+            [venue, first, last, POSITION_EPSILON]),
+        sent_orders=scalar("ledger_orders", f"select count(*) {orders}",
+                           [venue, first, last, *SENT_STATUSES]),
+        rejected_orders=scalar("ledger_orders", f"select count(*) {orders} and status = 'rejected'",
+                               [venue, first, last, *SENT_STATUSES]),
     )
 
 

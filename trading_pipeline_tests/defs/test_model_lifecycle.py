@@ -62,9 +62,9 @@ def across_the_shift(tmp_path_factory):
             log.append((index, report["severity"], report["model_version"]))
             if report["severity"] == "severe" and severe_at is None:
                 severe_at = index
-            context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
-            outcome = drift_rollback_sensor(context)
-            cursor = context.cursor
+            with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
+                outcome = drift_rollback_sensor(context)
+                cursor = context.cursor
             decisions.append(outcome.skip_message if isinstance(outcome, dg.SkipReason) else "rollback")
             if isinstance(outcome, list):  # a rollback: run what the sensor asked for
                 for request in outcome:

@@ -47,8 +47,9 @@ def drift_row(resources, session, version, severity, share):
 
 
 def evaluate(sensor, resources, cursor=None):
-    with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+    # as a context manager: resources that open and close (generators) need its scope
+    with dg.instance_for_test() as instance, dg.build_sensor_context(
+            instance=instance, cursor=cursor, resources=resources) as context:
         result = sensor(context)
         return result, context.cursor
 
@@ -86,6 +87,21 @@ def account_day(resources, session, equity, version, venue="simulator"):
         {"session": [session], "symbol": ["S0"], "score": [0.0], "model_version": [version]}))
 
 
+def traded(resources, session, venue="simulator"):
+    """An order of `session` the broker filled, and the position it left, as the ledger has them."""
+    wh = resources["warehouse"].warehouse
+    order_id = f"test-{venue}-{session}"
+    wh.execute("insert into ledger_orders (client_order_id, strategy, session, broker, symbol, side, "
+               "quantity, order_type, time_in_force, purpose, status, created_at, updated_at) values "
+               "(?, 'daily_ml', ?, ?, 'S0', 'buy', 1, 'market', 'day', 'rebalance', 'filled', now(), now())",
+               [order_id, session, venue])
+    wh.execute("insert into ledger_fills (fill_id, client_order_id, broker, symbol, side, quantity, price, "
+               "commission, filled_at, recorded_session) values (?, ?, ?, 'S0', 'buy', 1, 10, 1, now(), ?)",
+               [f"fill-{order_id}", order_id, venue, session])
+    wh.execute("insert into ledger_positions (session, broker, symbol, quantity, avg_entry_price, "
+               "market_price) values (?, ?, 'S0', 1, 10, 10)", [session, venue])
+
+
 def test_promotion_sensor_records_needs_review_then_approved(two_versions):
     ledger = two_versions["warehouse"].ledger
     wh = ledger.warehouse
@@ -98,6 +114,8 @@ def test_promotion_sensor_records_needs_review_then_approved(two_versions):
     assert ledger.latest_promotion("daily_ml")["decision"] == "needs_review"
     for i, session in enumerate(sessions[5:], start=5):
         account_day(two_versions, session, 100_000 + 100 * i, champion)
+    for session in sessions:  # the strategy traded: one filled order and a position a session
+        traded(two_versions, session)
     result, cursor = evaluate(paper_to_live_promotion_sensor, two_versions, cursor)
     decision = ledger.latest_promotion("daily_ml")
     assert decision["decision"] == "needs_review"

@@ -9,10 +9,13 @@ from trading_pipeline.domain.promotion import (
     Decision,
     PromotionEvidence,
     PromotionGates,
+    TradingActivity,
     evaluate_promotion,
     next_stage,
 )
 from trading_pipeline.domain.safety import SubmissionKeys, may_submit
+
+TRADED = TradingActivity(filled_orders=40, exposure_sessions=20, sent_orders=42, rejected_orders=1)
 
 
 def test_exactly_one_combination_of_live_keys_sends():
@@ -34,13 +37,13 @@ def test_local_sends_unless_killed_or_dry_run():
 
 def test_promotion_decisions():
     gates = PromotionGates(min_sessions=20)
-    good = PromotionEvidence(30, 0.02, -0.03, 0, 0, 0, expected_sharpe=1.2)
+    good = PromotionEvidence(30, 0.02, -0.03, 0, 0, 0, expected_sharpe=1.2, activity=TRADED)
     approved = evaluate_promotion(good, gates)
     assert approved.decision is Decision.APPROVED and all(approved.checks.values())
     early = PromotionEvidence(5, 0.02, -0.03, 0, 0, 0, expected_sharpe=1.2)
     assert evaluate_promotion(early, gates).decision is Decision.NEEDS_REVIEW
     bad = evaluate_promotion(PromotionEvidence(30, -0.1, -0.3, 2, 1, 3, ("return a", "sharpe b"),
-                                               expected_sharpe=1.0), gates)
+                                               expected_sharpe=1.0, activity=TRADED), gates)
     assert bad.decision is Decision.REJECTED
     assert bad.reasons == ("2 reconciliation breaks in the window", "1 risk violations in the window",
                            "severe drift on 3 sessions", "monitor: return a", "monitor: sharpe b")
@@ -48,13 +51,13 @@ def test_promotion_decisions():
 
 def test_one_monitor_breach_or_no_expected_profit_is_a_review_not_an_approval():
     gates = PromotionGates(min_sessions=20)
-    one = evaluate_promotion(PromotionEvidence(30, 0.0, -0.02, 0, 0, 0, ("daily loss",), 1.0), gates)
+    one = evaluate_promotion(PromotionEvidence(30, 0.0, -0.02, 0, 0, 0, ("daily loss",), 1.0, TRADED), gates)
     assert one.decision is Decision.NEEDS_REVIEW and one.reasons == ("monitor: daily loss",)
     for sharpe, words in ((None, "no backtest on record"), (-0.3, "expects no profit")):
-        result = evaluate_promotion(PromotionEvidence(30, 0.05, -0.02, 0, 0, 0, (), sharpe), gates)
+        result = evaluate_promotion(PromotionEvidence(30, 0.05, -0.02, 0, 0, 0, (), sharpe, TRADED), gates)
         assert result.decision is Decision.NEEDS_REVIEW and words in result.reasons[0]
     # every reason is listed: too early and a rejection together
-    both = evaluate_promotion(PromotionEvidence(3, 0.0, 0.0, 1, 0, 0, (), 1.0), gates)
+    both = evaluate_promotion(PromotionEvidence(3, 0.0, 0.0, 1, 0, 0, (), 1.0, TRADED), gates)
     assert both.decision is Decision.REJECTED and len(both.reasons) == 2
 
 

@@ -17,6 +17,7 @@ from trading_pipeline.domain.features import MIN_HISTORY_SESSIONS, compute_featu
 from trading_pipeline.domain.labels import forward_return_labels
 from trading_pipeline.domain.market import SyntheticMarket
 from trading_pipeline.domain.model import ModelNotFound, ModelRegistry, train_model
+from trading_pipeline.domain.backtest import BacktestError
 from trading_pipeline.services.backtest import (
     BACKTEST_EQUITY,
     BACKTEST_SUMMARY,
@@ -44,11 +45,13 @@ def stored(tmp_path_factory):
     try:
         registry = ModelRegistry(f"sqlite:///{home / 'mlflow.db'}", "bt_ranker", home / "mlartifacts")
         version = registry.register(result)
-        scores = result.oos_predictions.select("session", "symbol", pl.col("prediction").alias("score"))
+        # walk-forward scores with their fold: each made by a model whose labels ended before it
+        scores = result.oos_predictions.select("session", "symbol", "fold",
+                                               pl.col("prediction").alias("score"))
         strategy = StrategyResource(top_k=4, var_lookback=20)
         first = backtest_version(warehouse, registry, version, scores, strategy)
         yield {"warehouse": warehouse, "registry": registry, "version": version, "scores": scores,
-               "first": first}
+               "first": first, "result": result}
     finally:
         os.chdir(previous)
 
@@ -106,3 +109,24 @@ def test_missing_expectations_and_versions_are_named(stored):
     with pytest.raises(ModelNotFound):
         backtest_version(stored["warehouse"], stored["registry"], "99", stored["scores"],
                          StrategyResource())
+
+
+def test_the_final_model_scoring_its_own_training_sessions_is_refused(stored):
+    warehouse, registry, version, result = (stored[k] for k in ("warehouse", "registry", "version", "result"))
+    end = registry.training_end(version)
+    assert end == result.training_end <= SESSIONS[-1]
+    bars = market_store.read_bars_through(warehouse, SESSIONS[-1])
+    features = compute_features(bars).filter(pl.col("session").is_between(date(2023, 8, 1), end))
+    in_sample = result.predict(features)  # the version itself on sessions whose prices it saw
+    before = warehouse.query(f"select * from {BACKTEST_SUMMARY} where model_version = ?", [version])
+    with pytest.raises(BacktestError, match=f"on or before v{version}'s training end {end} and are "
+                       "not walk-forward out-of-sample scores"):
+        backtest_version(warehouse, registry, version, in_sample, StrategyResource(top_k=4, var_lookback=20))
+    # walk-forward scores with a fold missing on some rows are refused too
+    partly = stored["scores"].with_columns(pl.when(pl.col("session") == pl.col("session").max())
+                                           .then(None).otherwise(pl.col("fold")).alias("fold"))
+    with pytest.raises(BacktestError, match="not walk-forward"):
+        backtest_version(warehouse, registry, version, partly, StrategyResource(top_k=4, var_lookback=20))
+    # nothing stored was replaced
+    assert warehouse.query(f"select * from {BACKTEST_SUMMARY} where model_version = ?",
+                           [version]).equals(before)

@@ -1,12 +1,14 @@
 
 import dagster as dg
 import polars as pl
+from pydantic import Field
 
 from trading_pipeline.defs.metadata import markdown_table
 from trading_pipeline.defs.partitions import session_of, sessions_partitions
 from trading_pipeline.defs.resources import ModelStoreResource, StrategyResource, WarehouseResource
-from trading_pipeline.domain.calendar import latest_completed_session, sessions_back
+from trading_pipeline.domain.calendar import previous_session, sessions_back
 from trading_pipeline.domain.features import FEATURE_COLUMNS, MIN_HISTORY_SESSIONS, compute_features
+from trading_pipeline.domain.model import NoQualifyingModel
 from trading_pipeline.services import drift as drift_service
 from trading_pipeline.services import modeling
 from trading_pipeline.storage import market_store
@@ -30,32 +32,44 @@ def features(context: dg.AssetExecutionContext, warehouse: WarehouseResource) ->
                                           "features": len(FEATURE_COLUMNS)})
 
 
+class TrainingConfig(dg.Config):
+    as_of: str | None = Field(
+        default=None,
+        description="Train on bars up to this date (YYYY-MM-DD); the version may then score every "
+        "later session (a backfill from the next session on). Default: the latest completed session.")
+
+
 @dg.asset(
     deps=["market_bars"],
     group_name="model",
-    description="LightGBM fitted on a walk-forward window of stored bars, registered in MLflow "
-    "as a new version; becomes `champion` only if it beats the current one out of sample.",
+    description="LightGBM fitted on a walk-forward window of stored bars up to `as_of` (run "
+    "config; default the latest completed session), registered in MLflow as a new version with "
+    "its training end; becomes `champion` only if it beats the current one out of sample.",
     kinds={"mlflow", "lightgbm"},
 )
 def trained_model(
     context: dg.AssetExecutionContext,
+    config: TrainingConfig,
     warehouse: WarehouseResource,
     model_store: ModelStoreResource,
     strategy: StrategyResource,
 ) -> dg.MaterializeResult:
-    stored = market_store.stored_sessions(warehouse.warehouse)
-    through = min(max(stored), latest_completed_session()) if stored else None
-    if through is None:
-        raise dg.Failure("no bars stored yet: materialise market_bars for a session first")
-    outcome = modeling.train_and_register(
-        warehouse.warehouse, warehouse.ledger, model_store.registry(), through,
-        strategy.train_window_sessions, strategy.label_horizon, why=f"training run {context.run_id}",
-        rules=strategy.selection_rules(), backtest=strategy,
-    )
+    try:
+        as_of = modeling.parse_as_of(config.as_of)
+        outcome = modeling.train_as_of(
+            warehouse.warehouse, warehouse.ledger, model_store.registry(), as_of,
+            window=strategy.train_window_sessions, horizon=strategy.label_horizon,
+            why=f"training run {context.run_id}" + (f" as of {as_of}" if as_of else ""),
+            rules=strategy.selection_rules(), backtest=strategy,
+        )
+    except (ValueError, modeling.NotEnoughHistory) as error:
+        raise dg.Failure(description=str(error)) from None
     return dg.MaterializeResult(metadata={
         "version": outcome.version, "became_champion": outcome.became_champion,
         "reason": outcome.reason, "trained_from": str(outcome.first_session),
         "trained_through": str(outcome.last_session),
+        "training_end": str(outcome.training_end),
+        "scores_sessions_after": str(outcome.training_end),
         **{k: float(v) for k, v in outcome.metrics.items()},
     })
 
@@ -64,8 +78,10 @@ def trained_model(
     partitions_def=sessions_partitions,
     deps=["features", "trained_model"],
     group_name="model",
-    description="The champion model's scores for session D, with its version on every row. "
-    "Trains and registers a first model if none exists.",
+    description="Scores for session D by a version trained on data that ended before D: the "
+    "champion, or for a backfill the newest earlier champion (or point-in-time version) that "
+    "qualifies; the version and its training end on every row. Trains a first model (as of the "
+    "session before D) if none exists.",
     kinds={"mlflow"},
 )
 def predictions(
@@ -77,15 +93,26 @@ def predictions(
     session = session_of(context)
     registry = model_store.registry()
     if registry.champion_version() is None:
-        context.log.info(f"no champion yet: training a first model on bars through {session}")
-        modeling.train_and_register(warehouse.warehouse, warehouse.ledger, registry, session,
-                                    strategy.train_window_sessions, strategy.label_horizon,
-                                    why=f"bootstrap for {session}", rules=strategy.selection_rules(),
-                                    backtest=strategy)
-    scores = modeling.score_session(warehouse.warehouse, registry, session)
-    warehouse.warehouse.replace_partition("predictions", session, scores)
+        as_of = previous_session(session)
+        context.log.info(f"no champion yet: training a first model on bars through {as_of}")
+        modeling.train_as_of(warehouse.warehouse, warehouse.ledger, registry, as_of,
+                             window=strategy.train_window_sessions, horizon=strategy.label_horizon,
+                             why=f"bootstrap for {session}", rules=strategy.selection_rules(),
+                             backtest=strategy)
+    try:
+        choice = modeling.model_for_session(warehouse.warehouse, registry, session)
+    except NoQualifyingModel as error:
+        raise dg.Failure(description=(
+            f"{error}: run training_job with run config "
+            f"{{\"ops\": {{\"trained_model\": {{\"config\": {{\"as_of\": \"{error.as_of}\"}}}}}}}} "
+            "(dagster job execute ... -j training_job --config FILE), then this session again"),
+        ) from None
+    context.log.info(f"scoring {session} with v{choice.version}: {choice.reason}")
+    scores = modeling.score_session(warehouse.warehouse, registry, session, choice)
+    modeling.write_predictions(warehouse.warehouse, session, scores)
     return dg.MaterializeResult(metadata={
-        "model_version": scores["model_version"][0], "rows": scores.height,
+        "model_version": choice.version, "model_training_end": str(choice.training_end),
+        "model_choice": choice.reason, "rows": scores.height,
         "top": markdown_table(scores.sort("score", descending=True).head(10)),
     })
 

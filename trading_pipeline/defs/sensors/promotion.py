@@ -22,8 +22,9 @@ SEVERITY = {Decision.APPROVED: Severity.WARNING, Decision.REJECTED: Severity.WAR
 @dg.sensor(minimum_interval_seconds=3600,
            description="After the minimum number of sessions in a stage (local simulator, broker "
            "paper, live), decide approved / rejected / needs_review for the next stage from the "
-           "track record against the backtest, breaks, risk events and drift; record it, alert, and "
-           "show it on the `performance` asset. Live also needs the human key.")
+           "track record against the backtest, breaks, risk events, drift and evidence that the "
+           "strategy traded (filled orders, sessions holding positions, rejected share); record "
+           "it, alert, and show it on the `performance` asset. Live also needs the human key.")
 def paper_to_live_promotion_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource,
                                    model_store: ModelStoreResource, strategy: StrategyResource,
                                    broker: BrokerResource, alerts: AlertsResource):
@@ -31,7 +32,11 @@ def paper_to_live_promotion_sensor(context: dg.SensorEvaluationContext, warehous
         return dg.SkipReason("already live: nothing to promote to")
     outcome = evaluate_and_record(
         warehouse.ledger, strategy.strategy, broker.venue, model_store.registry().champion_version(),
-        PromotionGates(min_sessions=strategy.promotion_min_sessions), stage_from=strategy.trading_env,
+        PromotionGates(min_sessions=strategy.promotion_min_sessions,
+                       min_filled_orders=strategy.promotion_min_filled_orders,
+                       min_exposure_sessions=strategy.promotion_min_exposure_sessions,
+                       max_rejected_share=strategy.promotion_max_rejected_share),
+        stage_from=strategy.trading_env,
         live_enabled=strategy.live_enabled, last_key=context.cursor)
     if outcome is None:
         return dg.SkipReason("no new session since the last decision")

@@ -1,6 +1,18 @@
 """Model training, walk-forward validation and the MLflow registry (public API)."""
 
-from trading_pipeline.domain.model.registry import LoadedModel, ModelNotFound, ModelRegistry
+from trading_pipeline.domain.model.point_in_time import (
+    NoQualifyingModel,
+    ScoringChoice,
+    VersionRecord,
+    choose_version,
+    qualifies,
+)
+from trading_pipeline.domain.model.registry import (
+    TRAINING_END_TAG,
+    LoadedModel,
+    ModelNotFound,
+    ModelRegistry,
+)
 from trading_pipeline.domain.model.selection import (
     ChallengerVerdict,
     SelectionRules,
@@ -11,6 +23,7 @@ from trading_pipeline.domain.model.training import (
     TrainingDataError,
     TrainingResult,
     feature_matrix,
+    labels_end_session,
     train_model,
 )
 from trading_pipeline.domain.model.validation import (
@@ -24,6 +37,13 @@ from trading_pipeline.domain.model.validation import (
 )
 
 __all__ = [
+    "NoQualifyingModel",
+    "ScoringChoice",
+    "TRAINING_END_TAG",
+    "VersionRecord",
+    "choose_version",
+    "labels_end_session",
+    "qualifies",
     "ChallengerVerdict",
     "SelectionRules",
     "compare_on_recent_window",

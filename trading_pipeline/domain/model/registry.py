@@ -28,6 +28,7 @@ from trading_pipeline.domain.model.training import (
     TrainingResult,
     feature_matrix,
     finite_metrics,
+    labels_end_session,
 )
 from trading_pipeline.domain.model.validation import METRIC_NAMES
 
@@ -43,6 +44,8 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 _FOLD_PREFIXES = ("fold_", "baseline_fold_")
+# The last session whose prices the version's labels used: it may score only later sessions.
+TRAINING_END_TAG = "training_end"
 _QUIET_LOGGERS = {
     # "Creating initial MLflow database tables..." and alembic's migration chatter.
     "mlflow.store.db.utils": logging.WARNING,
@@ -116,9 +119,10 @@ class ModelRegistry:
 
     # -- recording -----------------------------------------------------------------------
 
-    def register(self, result: TrainingResult) -> str:
+    def register(self, result: TrainingResult, extra_tags: dict[str, str] | None = None) -> str:
         """Log a run with the result's params, metrics and artifacts, log its LightGBM model and
-        register it as a new version. Returns the version (a string such as "3")."""
+        register it as a new version (with `extra_tags` besides its own, e.g. the `as_of` date it
+        was trained for). Returns the version (a string such as "3")."""
         from mlflow.entities import LoggedModelStatus, Param, RunStatus
 
         client = self._client()
@@ -141,7 +145,7 @@ class ModelRegistry:
                 self._ensure_registered_model(client)
                 version = client.create_model_version(
                     self.model_name, source=source, run_id=run_id, model_id=model_id,
-                    tags=self._version_tags(result),
+                    tags={**self._version_tags(result), **(extra_tags or {})},
                     description=f"trained on {result.first_session}..{result.last_session}",
                 ).version
             except BaseException:
@@ -191,6 +195,7 @@ class ModelRegistry:
             "seed": result.seed,
             "first_session": result.first_session.isoformat(),
             "last_session": result.last_session.isoformat(),
+            TRAINING_END_TAG: result.training_end.isoformat(),
             "n_rows": result.n_rows,
             "n_symbols": result.n_symbols,
             "feature_columns": ",".join(result.feature_columns),
@@ -221,6 +226,7 @@ class ModelRegistry:
         tags = {
             "first_session": result.first_session.isoformat(),
             "last_session": result.last_session.isoformat(),
+            TRAINING_END_TAG: result.training_end.isoformat(),
             "horizon": str(result.horizon),
             "feature_columns": ",".join(result.feature_columns),
         }
@@ -308,6 +314,27 @@ class ModelRegistry:
         """The first and last session of the labelled rows `version` was trained on."""
         tags = self._version_or_raise(str(version)).tags
         return date.fromisoformat(tags["first_session"]), date.fromisoformat(tags["last_session"])
+
+    def training_end(self, version: str) -> date:
+        """The last session whose prices `version`'s training labels used (its last label
+        session plus the horizon): the version may score only sessions after it. Versions
+        registered before this tag existed get it from their last label session and horizon."""
+        return _training_end(self._version_or_raise(str(version)).tags, str(version))
+
+    def version_tags(self) -> dict[str, dict[str, str]]:
+        """Every registered version's tags, by version, in one registry query."""
+        with _quiet():
+            found = self._client().search_model_versions(f"name = '{self.model_name}'")
+        return {str(mv.version): dict(mv.tags) for mv in found}
+
+    def training_ends(self) -> dict[str, date]:
+        """Every registered version's training end (see `training_end`), by version."""
+        return {version: _training_end(tags, version) for version, tags in self.version_tags().items()}
+
+    def set_version_tag(self, version: str, key: str, value: str) -> None:
+        self._version_or_raise(str(version))
+        with _quiet():
+            self._client().set_model_version_tag(self.model_name, str(version), key, value)
 
     # -- loading -------------------------------------------------------------------------
 
@@ -401,6 +428,16 @@ class ModelRegistry:
             return self._client().get_run(model_version.run_id)
 
 
+def _training_end(tags: dict[str, str], version: str) -> date:
+    if TRAINING_END_TAG in tags:
+        return date.fromisoformat(tags[TRAINING_END_TAG])
+    try:
+        return labels_end_session(date.fromisoformat(tags["last_session"]), int(tags["horizon"]))
+    except KeyError as missing:
+        raise ModelNotFound(f"version {version} has no {missing} tag: it was not registered by "
+                            "ModelRegistry.register, so its training end is unknown") from None
+
+
 def _current_user() -> str:
     try:
         return getpass.getuser()
@@ -408,4 +445,4 @@ def _current_user() -> str:
         return "unknown"
 
 
-__all__ = ["LoadedModel", "ModelNotFound", "ModelRegistry"]
+__all__ = ["TRAINING_END_TAG", "LoadedModel", "ModelNotFound", "ModelRegistry"]

@@ -11,12 +11,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
+from trading_pipeline.domain.calendar import next_session, sessions_between
 from trading_pipeline.domain.features import FEATURE_COLUMNS
 from trading_pipeline.domain.model.validation import (
     Fold,
@@ -79,6 +80,13 @@ class TrainingResult:
     embargo: int
     seed: int
     min_train_sessions: int
+    # The last session whose prices the labels used (the last label's end): a session is scored
+    # by this model only if it comes after this one. None: derived from last_session + horizon.
+    labels_end: date | None = None
+
+    @property
+    def training_end(self) -> date:
+        return self.labels_end or labels_end_session(self.last_session, self.horizon)
 
     def predict(self, features: pl.DataFrame) -> pl.DataFrame:
         """`session, symbol, score` of the final LightGBM model on `features`."""
@@ -89,6 +97,16 @@ class TrainingResult:
         """`session, symbol, score` of the final Ridge baseline on `features`."""
         scores = self.baseline_model.predict(feature_matrix(features, self.feature_columns))
         return features.select("session", "symbol").with_columns(pl.Series("score", scores, pl.Float64))
+
+
+def labels_end_session(last_label_session: date, horizon: int) -> date:
+    """The session whose close the label of `last_label_session` looks ahead to: `horizon`
+    sessions later (labels use adj_close of the `horizon`-th next bar)."""
+    if horizon < 1:
+        raise ValueError(f"horizon must be at least 1 session, got {horizon}")
+    ahead = sessions_between(next_session(last_label_session),
+                             last_label_session + timedelta(days=7 * horizon + 14))
+    return ahead[horizon - 1]
 
 
 def feature_matrix(features: pl.DataFrame, columns: Sequence[str]) -> np.ndarray:
@@ -243,6 +261,7 @@ def train_model(
         embargo=embargo,
         seed=seed,
         min_train_sessions=min_train,
+        labels_end=labels_end_session(sessions[-1], horizon),
     )
 
 
@@ -257,5 +276,6 @@ __all__ = [
     "TrainingResult",
     "feature_matrix",
     "finite_metrics",
+    "labels_end_session",
     "train_model",
 ]
