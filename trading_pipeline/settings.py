@@ -142,9 +142,6 @@ class TradingSettings(BaseSettings):
     promotion_min_filled_orders: int = Field(default=10, ge=1)
     promotion_min_exposure_sessions: int = Field(default=10, ge=1)
     promotion_max_rejected_share: float = Field(default=0.10, ge=0, lt=1)
-    promotion_min_filled_orders: int = Field(default=10, ge=1)
-    promotion_min_exposure_sessions: int = Field(default=10, ge=1)
-    promotion_max_rejected_share: float = Field(default=0.10, ge=0, lt=1)
 
     # live-vs-backtest monitor (alerts; more than one breach rejects a promotion)
     monitor_return_tolerance: float = Field(default=0.30, gt=0)

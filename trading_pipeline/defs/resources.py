@@ -152,9 +152,6 @@ class StrategyResource(dg.ConfigurableResource):
     promotion_min_filled_orders: int = 10
     promotion_min_exposure_sessions: int = 10
     promotion_max_rejected_share: float = 0.10
-    promotion_min_filled_orders: int = 10
-    promotion_min_exposure_sessions: int = 10
-    promotion_max_rejected_share: float = 0.10
     monitor_return_tolerance: float = 0.30
     monitor_sharpe_drift: float = 1.0
     monitor_drawdown_multiple: float = 1.5
