@@ -113,3 +113,12 @@ def test_sectors_come_from_the_files_and_default_to_unknown(tmp_path, make_store
     sectors = FileBarSource(tmp_path, store=make_store()).sectors()
     assert sectors.rows() == [("AAA", "Energy"), ("BBB", "unknown")]
     assert sectors.schema == pl.Schema({"symbol": pl.String, "sector": pl.String})
+
+
+def test_a_file_that_only_went_away_takes_its_bars_with_it(folder, make_store):
+    FileBarSource(folder, store=make_store()).load()
+    (folder / "BBB.csv").unlink()
+    source = FileBarSource(folder, store=make_store())
+    report = source.load()
+    assert (report.files_read, report.files_removed) == (0, 1)
+    assert source.symbols() == ["AAA", "CCC"]

@@ -339,6 +339,9 @@ class _RawFile:
 def _read_files(folder: Path, stamps: Sequence[FileStamp], pattern: re.Pattern[str], store: BarFileStore,
                 excluding: Sequence[str]) -> FileBatch:
     """Read, parse and validate `stamps`' files; raise BarValidationError naming every problem."""
+    if not stamps:  # files only went away
+        return FileBatch((), pl.DataFrame(schema=SOURCE_ROW_SCHEMA), pl.DataFrame(schema=GAP_SCHEMA),
+                         pl.DataFrame(schema=SECTOR_SCHEMA))
     problems: list[str] = []
     parsed: list[pl.DataFrame] = []
     gaps: list[pl.DataFrame] = []
