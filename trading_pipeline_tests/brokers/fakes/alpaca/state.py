@@ -48,6 +48,7 @@ class FakeAlpaca:
         self.account_number: str | None = "PA0FAKE00001"  # Alpaca's spec allows null
         self.asset_classes: dict[str, str] = {}  # symbol -> asset class, when not us_equity
         self.foreign_orders: list[dict] = []  # open orders placed elsewhere, answered as given
+        self.refusals: list[tuple[str | None, int, str]] = []  # new orders refused: (cid, status, message)
         self.url: str | None = None  # where it listens, once a FakeAlpacaServer runs it
 
     # -- test controls -------------------------------------------------------------------
@@ -246,7 +247,11 @@ class FakeAlpaca:
         if (method, path) == ("GET", "/v2/orders"):
             return 200, self._list_orders(query)
         if (method, path) == ("POST", "/v2/orders"):
-            return self._new_order(body)
+            result = self._new_order(body)
+            if result is not DROP and result[0] in (403, 422) and "must be unique" not in result[1]["message"]:
+                cid = body.get("client_order_id") if isinstance(body, dict) else None
+                self.refusals.append((cid, result[0], result[1]["message"]))
+            return result
         if (method, path) == ("GET", "/v2/orders:by_client_order_id"):
             found = [o for o in self.orders if o.client_order_id == query.get("client_order_id")]
             return (200, self._read(found[0])) if found else error(404, 40410000, "order not found")

@@ -47,6 +47,7 @@ class FakeRobinhood(FakeMarket):
         self._failures: list[dict] = []
         self._drop_next_order_answer = False
         self._slow: dict | None = None
+        self.refusals: list[tuple[str | None, dict]] = []  # orders refused: (ref_id, body)
         self.approved_devices: set[str] = set()
         self.device_tokens: list[str] = []  # the device token of every token request
         self.approve_in_app = False  # whether the person taps "approve" when the app asks
@@ -162,7 +163,10 @@ class FakeRobinhood(FakeMarket):
 
     def _orders_route(self, method, segments, query, payload, content_type):
         if method == "POST" and len(segments) == 1:
-            return self._create_order(payload, content_type)
+            answer = self._create_order(payload, content_type)
+            if answer[0] == 400 and "ref_id" not in answer[1]:
+                self.refusals.append((payload.get("ref_id"), answer[1]))
+            return answer
         if method == "GET" and len(segments) == 1:
             since = query.get("updated_at[gte]")
             rows = sorted(self.orders.values(), key=lambda o: -o["seq"])
