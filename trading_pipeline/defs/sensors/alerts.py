@@ -42,7 +42,14 @@ def run_failure_alert(context: dg.RunFailureSensorContext) -> Alert:
     )
 
 
-@dg.run_failure_sensor(description="Send an alert (log, webhook, e-mail) for every failed run, naming the job and steps.")
+# Every run in the instance, not only those launched through this code location: runs started
+# from the shell (`make demo`, `make sessions`, `dagster job execute`) carry no code location,
+# and a sensor watching only its own location never sees them fail.
+@dg.run_failure_sensor(
+    monitor_all_code_locations=True,
+    description="Send an alert (log, webhook, e-mail) for every failed run, however it was launched "
+                "(UI, schedule, sensor or shell), naming the job and steps.",
+)
 def run_failure_alert_sensor(context: dg.RunFailureSensorContext, alerts: AlertsResource):
     # a channel that fails is logged by `send` and never fails the sensor's tick
     alerts.send(run_failure_alert(context), log=context.log)
