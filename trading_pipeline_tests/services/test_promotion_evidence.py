@@ -30,11 +30,12 @@ def account(tmp_path, sessions=SESSIONS, equity_step=0.0) -> Ledger:
     warehouse.append("predictions", pl.DataFrame({
         "session": sessions, "symbol": ["AAA"] * len(sessions), "score": [0.1] * len(sessions),
         "model_version": [VERSION] * len(sessions)}))
-    for index, session in enumerate(sessions):
-        warehouse.execute("insert into ledger_account (session, broker, cash, equity, buying_power, "
-                          "recorded_at) values (?, ?, ?, ?, ?, ?)",
-                          [session, VENUE, 100_000.0, 100_000.0 + equity_step * index, 100_000.0,
-                           datetime(2024, 6, 1)])
+    with warehouse.held():  # one connection for the setup: opening one costs tens of ms
+        for index, session in enumerate(sessions):
+            warehouse.execute("insert into ledger_account (session, broker, cash, equity, "
+                              "buying_power, recorded_at) values (?, ?, ?, ?, ?, ?)",
+                              [session, VENUE, 100_000.0, 100_000.0 + equity_step * index,
+                               100_000.0, datetime(2024, 6, 1)])
     warehouse.append(BACKTEST_SUMMARY, pl.DataFrame({"model_version": [VERSION], "sharpe": [1.2]}))
     return ledger
 
@@ -63,10 +64,11 @@ def hold(ledger: Ledger, session: date, symbol: str, quantity: float = 10, broke
 
 
 def trade_every_session(ledger: Ledger, sessions=SESSIONS, broker: str = VENUE) -> None:
-    for session in sessions:
-        for symbol in ("AAA", "BBB"):
-            fill(ledger, order(ledger, session, symbol, "filled", broker), session, symbol, broker)
-            hold(ledger, session, symbol, broker=broker)
+    with ledger.warehouse.held():
+        for session in sessions:
+            for symbol in ("AAA", "BBB"):
+                fill(ledger, order(ledger, session, symbol, "filled", broker), session, symbol, broker)
+                hold(ledger, session, symbol, broker=broker)
 
 
 def decide(ledger: Ledger, gates: PromotionGates = GATES):
