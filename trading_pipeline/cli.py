@@ -7,11 +7,44 @@ import sys
 from datetime import date
 
 from trading_pipeline.domain.calendar import latest_completed_session, sessions_between
-from trading_pipeline.settings import TradingSettings
+from trading_pipeline.settings import DataSource, TradingSettings
 
 
 def _latest_session(_: argparse.Namespace) -> int:
-    print(latest_completed_session().isoformat())
+    """The newest completed session; with TRADING_DATA_SOURCE=files, the newest one the files
+    hold (said on stderr when that is earlier)."""
+    settings = TradingSettings()
+    latest = latest_completed_session()
+    if settings.data_source is not DataSource.FILES:
+        print(latest.isoformat())
+        return 0
+    from trading_pipeline.domain.market import FileBarSource, MarketDataError
+    from trading_pipeline.storage.market_store import WarehouseBarFileStore
+    from trading_pipeline.storage.warehouse import Warehouse
+
+    # Through the warehouse, as the runs read them: this first load is the one they reuse.
+    store = WarehouseBarFileStore(Warehouse(settings.resolved_warehouse_path))
+    try:
+        source = FileBarSource(settings.data_path, symbol_pattern=settings.symbol_pattern, store=store)
+        held = [s for s in source.sessions() if s <= latest]
+    except MarketDataError as error:
+        print(f"the market data files cannot be used:\n{error}", file=sys.stderr)
+        return 2
+    if not held:
+        print(f"the files in {settings.data_path} hold no bars up to the latest completed NYSE session "
+              f"{latest}", file=sys.stderr)
+        return 2
+    last = held[-1]
+    if last < latest:
+        print(f"the files in {settings.data_path} end at {last}, before the latest completed NYSE session "
+              f"{latest}: using {last}, the last session the data has", file=sys.stderr)
+    for name, first in (("TRADING_FIRST_SESSION", settings.first_session),
+                        ("TRADING_HISTORY_START", settings.history_start)):
+        if first > last:
+            print(f"{name}={first} is after {last}, the last session the files hold: set it to a "
+                  f"session in {held[0]} .. {last}", file=sys.stderr)
+            return 2
+    print(last.isoformat())
     return 0
 
 
