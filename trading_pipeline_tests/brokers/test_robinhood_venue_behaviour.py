@@ -14,7 +14,7 @@ import pytest
 
 from trading_pipeline import cli
 from trading_pipeline.brokers.base import BrokerError
-from trading_pipeline.brokers.robinhood import RobinhoodLoginError
+from trading_pipeline.brokers.robinhood import RobinhoodLoginError, robinhood_rate_limiter
 from trading_pipeline.brokers.robinhood.login import first_login
 from trading_pipeline.brokers.robinhood.translate import ref_id_for
 from trading_pipeline.domain.orders import OrderIntent, OrderStatus, OrderType, Side
@@ -79,7 +79,9 @@ def test_first_login_walks_device_approval_once_and_stores_the_session(tmp_path)
     rig = RobinhoodRig(tmp_path, approved_device=False)
     try:
         rig.fake.approve_in_app = True  # the person taps "approve" in the Robinhood app
-        stored = first_login(rig.config(), transport=LoopbackTransport(rig.fake.port))
+        # robin_stocks itself polls the approval with two real 5 s sleeps; the limiter is virtual
+        limiter = robinhood_rate_limiter(rig.clock, rig.clock.sleep)
+        stored = first_login(rig.config(), transport=LoopbackTransport(rig.fake.port), limiter=limiter)
 
         assert stat.S_IMODE(stored.stat().st_mode) == 0o600
         assert stored.parent == rig.folder / "session"
@@ -96,6 +98,7 @@ def test_the_login_command_names_what_is_missing(monkeypatch, capsys, tmp_path):
     for name in ("ROBINHOOD_USERNAME", "ROBINHOOD_PASSWORD", "ROBINHOOD_TOTP_SECRET"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TRADING_HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # no .env with real credentials is read from the checkout
 
     assert cli.main(["robinhood-login"]) == 2
     said = capsys.readouterr().err
