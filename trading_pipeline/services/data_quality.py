@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 import polars as pl
 
 from trading_pipeline.domain.calendar import sessions_back
-from trading_pipeline.domain.market.plausibility import PlausibilityRules, assess_bars
+from trading_pipeline.domain.market.plausibility import PlausibilityRules, assess_bars, believed_returns
 from trading_pipeline.storage import market_store
 from trading_pipeline.storage.warehouse import Warehouse
 
@@ -250,16 +250,5 @@ def clean_returns_history(warehouse: Warehouse, session: date, lookback: int) ->
     bars = market_store.read_bars_through(warehouse, session, sessions[0])
     if bars.is_empty():
         return pl.DataFrame(schema={"session": pl.Date, "symbol": pl.String, "return": pl.Float64})
-    bad = _untrusted(warehouse, sessions[0], session).with_columns(pl.lit(True).alias("__bad__"))
-    believed = (
-        bars.join(bad, on=["session", "symbol"], how="left")
-        .sort("symbol", "session")
-        .with_columns(pl.when(pl.col("__bad__").is_null()).then(pl.col("adj_close"))
-                      .forward_fill().over("symbol").alias("adj_close"))
-    )
-    return (
-        believed.with_columns((pl.col("adj_close") / pl.col("adj_close").shift(1).over("symbol") - 1).alias("return"))
-        .filter(pl.col("session") > sessions[0])
-        .select("session", "symbol", "return")
-        .sort("session", "symbol")
-    )
+    returns = believed_returns(bars, _untrusted(warehouse, sessions[0], session))
+    return returns.filter(pl.col("session") > sessions[0])

@@ -346,3 +346,24 @@ def _reason(rules, sigma, market, volume_ratio, dollar_ratio, wick, split, facto
             _pct(pl.col("__r_close__")), _pct(pl.col("__r_adj__")), _ratio_text(factor_split)))
     )
     return pl.concat_str(text, released)
+
+
+def believed_returns(bars: pl.DataFrame, untrusted: pl.DataFrame) -> pl.DataFrame:
+    """session, symbol, return of the adjusted close, where an `untrusted` (session, symbol)
+    bar's price is not believed: the adjusted close holds its last good value through it (a 0
+    return that day) and the move lands on the next good bar. The first session has no return."""
+    flagged = untrusted.select("session", "symbol").unique().with_columns(pl.lit(True).alias("__untrusted__"))
+    believed = (
+        bars.select("session", "symbol", "adj_close")
+        .join(flagged, on=["session", "symbol"], how="left")
+        .sort("symbol", "session")
+        .with_columns(
+            pl.when(pl.col("__untrusted__").is_null() & pl.col("adj_close").is_finite() & (pl.col("adj_close") > 0))
+            .then(pl.col("adj_close")).forward_fill().over("symbol").alias("adj_close"))
+    )
+    return (
+        believed.with_columns((pl.col("adj_close") / pl.col("adj_close").shift(1).over("symbol") - 1).alias("return"))
+        .filter(pl.col("session") > pl.col("session").min())
+        .select("session", "symbol", "return")
+        .sort("session", "symbol")
+    )

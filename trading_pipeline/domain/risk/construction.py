@@ -156,6 +156,7 @@ def build_target(
             "or lower var_lookback"
         )
     ideal = _ideal_weights({s: scores[s] for s in candidates}, config, notes) if candidates else {}
+    ideal = _room_for_frozen(ideal, held_frozen, price_map, equity, limits, notes)
     ideal, _, sizing_notes = size_within_var(ideal, returns, equity, limits,
                                              keep_dollar_neutral=config.mode is Mode.LONG_SHORT)
     notes.extend(sizing_notes)
@@ -185,6 +186,23 @@ def build_target(
         ideal = {s: w * factor for s, w in ideal.items()}
         notes.append(f"share rounding left VaR over its limit; ideal weights scaled by {factor:.4f}")
     raise RiskLimitBreach(failed(checks))
+
+
+def _room_for_frozen(ideal: dict[str, float], held_frozen: dict[str, float], prices: dict[str, float],
+                     equity: float, limits: RiskLimits, notes: list[str]) -> dict[str, float]:
+    """Scale the ideal weights down so they and the frozen holdings (kept as they are) fit the
+    gross leverage and the cash reserve together."""
+    if not held_frozen or not ideal:
+        return ideal
+    frozen = {s: q * prices[s] / equity for s, q in held_frozen.items()}
+    gross_room = limits.max_gross_leverage - sum(abs(w) for w in frozen.values())
+    long_room = 1.0 - limits.cash_reserve - sum(w for w in frozen.values() if w > 0)
+    gross, long = sum(abs(w) for w in ideal.values()), sum(w for w in ideal.values() if w > 0)
+    factor = min(1.0, max(gross_room, 0.0) / gross if gross else 1.0, max(long_room, 0.0) / long if long else 1.0)
+    if factor < 1.0:
+        notes.append(f"ideal weights scaled by {factor:.4f} to leave room for the frozen holdings")
+        ideal = {s: w * factor for s, w in ideal.items()}
+    return ideal
 
 
 def _clean_scores(session: date, predictions: pl.DataFrame, notes: list[str]) -> dict[str, float]:
