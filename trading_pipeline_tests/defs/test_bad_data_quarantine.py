@@ -165,3 +165,24 @@ def test_a_correction_of_an_earlier_session_is_recorded_on_the_next_run(market, 
     event = data_quality.events(warehouse, D2).row(0, named=True)
     assert event["event"] == "corrected" and event["symbol"] == "SYM0003" and "was unit_error" in event["detail"]
     assert data_quality.quarantined_symbols(warehouse, D2) == {}
+
+
+def test_an_unchanged_bar_and_a_delisted_symbol_are_named_left_out_and_the_run_goes_on(tmp_path, small_settings):
+    # Issue: bar_quality stopped the whole run on `stale_bars: 1`, naming no symbol.
+    folder = tmp_path / "bars"
+    folder.mkdir()
+    clean = SyntheticMarket(seed=5, universe_size=10).bars(sessions_between(FIRST, D2))
+    last_d1 = clean.filter((pl.col("symbol") == "SYM0002") & (pl.col("session") == D1))
+    unchanged = last_d1.with_columns(pl.lit(D2).alias("session"), pl.lit(0.0).alias("volume"))
+    files = pl.concat([
+        clean.filter(~((pl.col("session") == D2) & pl.col("symbol").is_in(["SYM0002", "SYM0005"]))), unchanged])
+    write_files(folder, files.sort("session", "symbol"))
+    settings = small_settings(data_source="files", data_path=folder, history_start=FIRST, first_session=FIRST)
+    assert run(settings, D1).success
+    result = run(settings, D2)
+    evaluation = check(result)
+    assert evaluation.passed  # 2 of 10: left out of the session, the run goes on
+    assert evaluation.metadata["quarantined_symbols"].value == "SYM0002, SYM0005"
+    reasons = data_quality.quarantined_symbols(resources_for(settings)["warehouse"].warehouse, D2)
+    assert reasons["SYM0002"].startswith("stale: unchanged bar") and "no trade" in reasons["SYM0002"]
+    assert reasons["SYM0005"].startswith("missing: no bar on 2024-02-02 (last bar on 2024-02-01")
