@@ -24,6 +24,7 @@ daily_trading_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*DAILY_ASSETS),
     partitions_def=sessions_partitions,
     executor_def=dg.in_process_executor,
+    tags={"trading/lane": "daily"},  # DAILY_LANE_TAG: one run at a time (dagster.yaml)
     description="The daily loop for one NYSE session: bars to reconciled positions.",
 )
 
@@ -31,6 +32,7 @@ training_job = dg.define_asset_job(
     "training_job",
     selection=dg.AssetSelection.assets("trained_model"),
     executor_def=dg.in_process_executor,
+    tags={"trading/lane": "daily"},  # writes the warehouse too: in line with the daily runs
     description="Train a new model version; it becomes champion only if it beats the current one.",
 )
 

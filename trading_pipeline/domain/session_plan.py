@@ -89,7 +89,7 @@ def plan_session(session: date, scores: pl.DataFrame, closes: pl.DataFrame, retu
     limits = policy.construction.limits
     held = dict(state.held)
     target = build_target(session, scores, closes, returns, state.equity, policy.construction, held,
-                          **({"frozen": state.frozen} if state.frozen else {}))
+                          frozen=state.frozen)
     frame = target.frame
     if state.kill_switch_engaged and policy.flatten_on_kill_switch:
         frame = frame.clear()

@@ -39,6 +39,7 @@ from trading_pipeline.domain.session_plan import (
     execute_plan,
     plan_session,
 )
+from trading_pipeline.services.data_quality import quarantined_symbols
 from trading_pipeline.services.reconcile import Reconciliation, reconcile
 from trading_pipeline.storage import market_store
 from trading_pipeline.storage.ledger import NOT_SENT, PLANNED, SUBMITTING, UNKNOWN, Ledger
@@ -132,7 +133,7 @@ class DecidedSession:
 
 
 def decide_session(ledger: Ledger, broker: Broker, session: date, strategy, *,
-                   frozen: dict[str, str] | None = None, run_id: str | None = None) -> DecidedSession:
+                   run_id: str | None = None) -> DecidedSession:
     """Plan the session after D's close and record the plan whole, once per account."""
     warehouse, account = ledger.warehouse, broker.name
     recorded = ledger.session_plan(account, strategy.strategy, session)
@@ -140,7 +141,7 @@ def decide_session(ledger: Ledger, broker: Broker, session: date, strategy, *,
         latest = _moved_on(ledger, account, strategy.strategy, session)
         if latest is not None:
             raise _never_traded(account, session, latest)
-        _plan_and_record(ledger, broker, session, strategy, frozen or {}, run_id)
+        _plan_and_record(ledger, broker, session, strategy, run_id)
     return DecidedSession(
         plan=ledger.session_plan(account, strategy.strategy, session),
         target=read_account_table(warehouse, TARGETS, account, session),
@@ -151,7 +152,7 @@ def decide_session(ledger: Ledger, broker: Broker, session: date, strategy, *,
 
 
 def _plan_and_record(ledger: Ledger, broker: Broker, session: date, strategy,
-                     frozen: dict[str, str], run_id: str | None) -> SessionPlan:
+                     run_id: str | None) -> SessionPlan:
     warehouse, account = ledger.warehouse, broker.name
     scores = warehouse.read_partition("predictions", session)
     if scores.is_empty():
@@ -165,7 +166,8 @@ def _plan_and_record(ledger: Ledger, broker: Broker, session: date, strategy,
         held={p.symbol: p.quantity for p in positions},
         entry_prices={p.symbol: p.avg_entry_price for p in positions},
         working_stops=working_stops_from(broker.open_orders()),
-        kill_switch_engaged=engaged, frozen=frozen)
+        kill_switch_engaged=engaged,
+        frozen=quarantined_symbols(warehouse, session))  # suspect bars: hold as is, no new order
     policy = PlanPolicy(strategy=strategy.strategy, construction=strategy.construction(),
                         stop_policy=strategy.stop_policy(),
                         flatten_on_kill_switch=strategy.flatten_on_kill_switch)
@@ -176,8 +178,6 @@ def _plan_and_record(ledger: Ledger, broker: Broker, session: date, strategy,
     _write_account_table(warehouse, TARGETS, account, session, plan.target.frame)
     _write_account_table(warehouse, TARGET_VAR, account, session, plan.target.var_figures.positions)
     _write_account_table(warehouse, RISK_CHECKS, account, session, checks_frame(session, plan.target.checks))
-    for failure in plan.failures:
-        ledger.record_risk_event(session, "order_path_check", failure)
     ledger.record_plan(account, plan, strategy=strategy.strategy,
                        model_version=versions[0] if len(versions) == 1 else None,
                        equity=snapshot.equity, buying_power=snapshot.buying_power, run_id=run_id)
@@ -401,13 +401,13 @@ def performance_through(ledger: Ledger, broker_name: str, session: date,
     if not read_account_table(ledger.warehouse, PERFORMANCE, broker_name, session).is_empty() or \
             ledger.latest_snapshot_session(broker_name) != session:
         return PerformanceResult(curve, initial, engaged, reason, read_only=True)
-    _write_account_table(ledger.warehouse, PERFORMANCE, broker_name, session,
-                         curve.filter(pl.col("session") == session))
     breach = evaluate_kill_switch(history.select("session", "equity"), strategy.kill_switch_rules())
     newly = breach.engage and not engaged
-    if newly:
+    if newly:  # before the row that marks the session scored: a crash here cannot lose it
         reason = "; ".join(breach.reasons)
-        ledger.set_kill_switch(broker_name, True, reason, actor="risk monitor")
         ledger.record_risk_event(session, "kill_switch", reason)
+        ledger.set_kill_switch(broker_name, True, reason, actor="risk monitor")
         engaged = True
+    _write_account_table(ledger.warehouse, PERFORMANCE, broker_name, session,
+                         curve.filter(pl.col("session") == session))
     return PerformanceResult(curve, initial, engaged, reason, newly)

@@ -107,6 +107,9 @@ class Ledger:
                 "insert into session_plans values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [account, strategy, plan.session, model_version, equity, buying_power,
                  json.dumps(list(plan.failures)), json.dumps(list(plan.notes)), run_id, now])
+            for failure in plan.failures:  # with the plan: one record, however often it is re-run
+                con.execute("insert into risk_events values (?, ?, 'order_path_check', null, ?, null, null)",
+                            [now, plan.session, failure])
             for seq, client_order_id in enumerate(plan.cancels):
                 con.execute("insert into plan_cancels values (?, ?, ?, ?, ?, null, null)",
                             [account, strategy, plan.session, seq, client_order_id])
