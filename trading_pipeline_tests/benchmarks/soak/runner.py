@@ -49,8 +49,8 @@ from trading_pipeline.storage.ledger import Ledger
 from trading_pipeline.storage.warehouse import Warehouse
 
 # Faults the runner itself injects, for every venue: the process dies after the broker
-# answered and before the ledger recorded it; optionally the venue's day rolls over before
-# the re-run (the case where a venue has forgotten the day's orders).
+# answered and before the ledger recorded it; optionally the re-run comes one or two venue days
+# later (the case where a venue has forgotten the days' completed orders).
 CRASH_AFTER_SEND = "crash_after_send"
 CRASH_AFTER_SEND_NEXT_DAY = "crash_after_send_next_day"
 RUNNER_FAULTS = (CRASH_AFTER_SEND, CRASH_AFTER_SEND_NEXT_DAY)
@@ -273,7 +273,8 @@ class _Loop:
             except SimulatedCrash as exc:
                 self.close()  # a new process: a new adapter
                 if fault == CRASH_AFTER_SEND_NEXT_DAY:
-                    self.new_day()
+                    for _ in range(self.rng.choice((1, 2))):
+                        self.new_day()
                 error = exc
             except (BrokerError, ConnectionError, TimeoutError, OSError) as exc:
                 error = exc
