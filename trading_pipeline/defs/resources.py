@@ -75,20 +75,40 @@ class MarketDataResource(dg.ConfigurableResource):
 
 class AccountLockResource(dg.ConfigurableResource):
     """Held for the whole run by every job that trades an account: a second run of the same
-    account waits up to `wait_seconds`, then fails naming the run that holds it."""
+    account waits up to `wait_seconds`, then fails naming the run that holds it. Once held, a
+    partitioned run is checked before any step writes anything: its session must have closed,
+    and the account must not have moved past it unless the session is on record (then the run
+    only reports what was recorded)."""
 
     lock_dir: str
     account: str
     wait_seconds: float = 300.0
+    warehouse_path: str | None = None
+    strategy: str | None = None
 
     _lock = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         from trading_pipeline.storage.account_lock import AccountLock
 
+        run = context.dagster_run
         lock = AccountLock(self.lock_dir, self.account)
-        lock.acquire(self.wait_seconds, holder=f"run {context.run_id}" if context.run_id else "")
+        lock.acquire(self.wait_seconds, holder=f"run {run.run_id}" if run else "")
         self._lock = lock
+        partition = run.tags.get("dagster/partition") if run else None
+        if partition and self.warehouse_path and self.strategy:
+            try:
+                self._check_session(date.fromisoformat(partition))
+            except BaseException:
+                self.teardown_after_execution(context)
+                raise
+
+    def _check_session(self, session: date) -> None:
+        from trading_pipeline.domain.calendar import require_closed
+        from trading_pipeline.services.trading import check_session_allowed
+
+        require_closed(session)
+        check_session_allowed(Ledger(Warehouse(self.warehouse_path)), self.account, self.strategy, session)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._lock is not None:

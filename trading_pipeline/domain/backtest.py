@@ -455,7 +455,7 @@ def _bars(frame: pl.DataFrame) -> dict[str, Bar]:
 class _Returns:
     """Adjusted-close returns for every session's VaR window, pivoted once.
 
-    `window(D)` holds exactly what `services.trading.returns_history` reads from the warehouse
+    `window(D)` holds exactly what `services.data_quality.clean_returns_history` reads from the warehouse
     for D (the returns of the `lookback` sessions to D, each on the symbol's previous bar
     within the window, null when that bar is older), but wide: one column a symbol, the form
     `build_target` also accepts. Pivoting once instead of in every VaR call is what makes

@@ -18,7 +18,6 @@ import polars as pl
 
 from trading_pipeline.brokers.base import Broker, OrderStateUnknown
 from trading_pipeline.domain import performance as perf
-from trading_pipeline.domain.calendar import sessions_back
 from trading_pipeline.domain.orders import (
     OrderIntent,
     OrderPurpose,
@@ -39,9 +38,12 @@ from trading_pipeline.domain.session_plan import (
     execute_plan,
     plan_session,
 )
-from trading_pipeline.services.data_quality import quarantined_symbols
+from trading_pipeline.services.data_quality import (
+    clean_returns_history,
+    last_good_closes,
+    quarantined_symbols,
+)
 from trading_pipeline.services.reconcile import Reconciliation, reconcile
-from trading_pipeline.storage import market_store
 from trading_pipeline.storage.ledger import NOT_SENT, PLANNED, SUBMITTING, UNKNOWN, Ledger
 from trading_pipeline.storage.warehouse import Warehouse
 
@@ -55,25 +57,6 @@ PERFORMANCE = "performance"
 
 class TimelineError(RuntimeError):
     """A session this account cannot trade now: it has moved past it, or it never closed."""
-
-
-def closes(warehouse: Warehouse, session: date) -> pl.DataFrame:
-    bars = market_store.read_bars(warehouse, [session])
-    if bars.is_empty():
-        raise RuntimeError(f"no bars stored for {session}: materialise market_bars for {session} first")
-    return bars.select("symbol", "close")
-
-
-def returns_history(warehouse: Warehouse, session: date, lookback: int) -> pl.DataFrame:
-    """Daily adjusted-close returns (session, symbol, return) of the `lookback` sessions to D."""
-    sessions = sessions_back(session, lookback + 1)
-    bars = market_store.read_bars_through(warehouse, session, sessions[0])
-    return (
-        bars.sort("symbol", "session")
-        .with_columns((pl.col("adj_close") / pl.col("adj_close").shift(1).over("symbol") - 1).alias("return"))
-        .filter(pl.col("session") > sessions[0])
-        .select("session", "symbol", "return")
-    )
 
 
 def checks_frame(session: date, checks: list[LimitCheck] | tuple[LimitCheck, ...]) -> pl.DataFrame:
@@ -111,6 +94,14 @@ def _moved_on(ledger: Ledger, account: str, strategy: str, session: date) -> dat
 def account_moved_on(ledger: Ledger, account: str, strategy: str, session: date) -> bool:
     """Whether the account has planned a session after `session`: then `session` is history."""
     return _moved_on(ledger, account, strategy, session) is not None
+
+
+def check_session_allowed(ledger: Ledger, account: str, strategy: str, session: date) -> None:
+    """Raise `TimelineError` for a session the account has moved past without trading it."""
+    if ledger.session_plan(account, strategy, session) is None:
+        latest = _moved_on(ledger, account, strategy, session)
+        if latest is not None:
+            raise _never_traded(account, session, latest)
 
 
 def _never_traded(account: str, session: date, latest: date) -> TimelineError:
@@ -171,8 +162,13 @@ def _plan_and_record(ledger: Ledger, broker: Broker, session: date, strategy,
     policy = PlanPolicy(strategy=strategy.strategy, construction=strategy.construction(),
                         stop_policy=strategy.stop_policy(),
                         flatten_on_kill_switch=strategy.flatten_on_kill_switch)
-    plan = plan_session(session, scores.select("symbol", "score"), closes(warehouse, session),
-                        returns_history(warehouse, session, strategy.var_lookback), state, policy)
+    # Suspect bars are not believed: a quarantined symbol is priced at its last good close and
+    # its bad move stays out of the VaR window (services/data_quality).
+    prices = last_good_closes(warehouse, session)
+    if prices.is_empty():
+        raise RuntimeError(f"no bars stored for {session}: materialise market_bars for {session} first")
+    plan = plan_session(session, scores.select("symbol", "score"), prices,
+                        clean_returns_history(warehouse, session, strategy.var_lookback), state, policy)
     # The target's tables first: if the process dies before the plan is recorded, a re-run
     # plans again and replaces them; once the plan is recorded they are never written again.
     _write_account_table(warehouse, TARGETS, account, session, plan.target.frame)

@@ -35,7 +35,7 @@ from trading_pipeline.domain.calendar import sessions_back, sessions_between
 from trading_pipeline.domain.features import compute_features
 from trading_pipeline.domain.market import SyntheticMarket
 from trading_pipeline.domain.risk.var import wide_returns
-from trading_pipeline.services import trading
+from trading_pipeline.services import data_quality
 from trading_pipeline.services.backtest import backtest_config
 from trading_pipeline.services.replay import replay_daily_loop, store_predictions
 from trading_pipeline.storage import market_store
@@ -126,7 +126,7 @@ def test_the_backtests_var_window_is_the_daily_loops_even_with_missing_bars(tmp_
     market_store.append_history(warehouse, bars)
     returns = _Returns(bars)
     for session in sessions[40:]:
-        loop = wide_returns(trading.returns_history(warehouse, session, 20))
+        loop = wide_returns(data_quality.clean_returns_history(warehouse, session, 20))
         ours = returns.window(session, 20)
         assert ours.select(loop.columns).equals(loop), session
         extra = [c for c in ours.columns if c not in loop.columns]
