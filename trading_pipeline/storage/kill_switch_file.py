@@ -114,7 +114,7 @@ class KillSwitchStore:
 
     def mirror(self, account: str) -> bool:
         """Copy the file's events missing from `kill_switch_events`; False when the warehouse
-        stayed locked by another process (the file keeps them; nothing is lost)."""
+        could not take them now (nothing is lost: the file keeps them)."""
         history = self.history(account)
         if history.is_empty():
             return True
@@ -127,9 +127,9 @@ class KillSwitchStore:
                        where not exists (select 1 from kill_switch_events k
                                          where k.account = i.account and k.recorded_at = i.recorded_at
                                            and k.engaged = i.engaged and k.actor = i.actor)""")
-        except duckdb.IOException as error:
-            if "lock" not in str(error).lower():
-                raise
+        except duckdb.Error:
+            # Locked by another process, or a write conflict with this process's own open
+            # transaction: the file keeps the events and the next call copies them.
             return False
         return True
 
