@@ -49,36 +49,80 @@ def _latest_session(_: argparse.Namespace) -> int:
 
 
 def _run_sessions(args: argparse.Namespace) -> int:
+    """daily_trading_job for each session of a range, in order, on the account the environment
+    names. Everything a run needs is checked first: only closed sessions, not before
+    TRADING_FIRST_SESSION, and never a session the account has moved past without trading it."""
     import dagster as dg
 
     from trading_pipeline.definitions import build_definitions
+    from trading_pipeline.defs.environment import resources_for
+    from trading_pipeline.storage.ledger import Ledger
+    from trading_pipeline.storage.warehouse import Warehouse
 
+    settings = TradingSettings()
     sessions = sessions_between(args.start, args.end)
     if not sessions:
         print(f"no NYSE sessions between {args.start} and {args.end}", file=sys.stderr)
         return 2
-    job = build_definitions().resolve_job_def("daily_trading_job")
+    latest = latest_completed_session()
+    if sessions[-1] > latest:
+        print(f"{sessions[-1]} has not closed yet: the latest completed NYSE session is {latest}; "
+              "a session exists only once its close has passed", file=sys.stderr)
+        return 2
+    if sessions[0] < settings.first_session:
+        print(f"{sessions[0]} is before TRADING_FIRST_SESSION={settings.first_session}: set it to "
+              f"{sessions[0]} or earlier (history before it must be loadable)", file=sys.stderr)
+        return 2
+    account = resources_for(settings)["broker"].venue
+    ledger = Ledger(Warehouse(settings.resolved_warehouse_path))
+    moved_to = ledger.latest_planned_session(account, settings.strategy)
+    if moved_to is not None:
+        recorded = [s for s in sessions if s <= moved_to]
+        untraded = [s for s in recorded if ledger.session_plan(account, settings.strategy, s) is None]
+        if untraded:
+            print(f"account {account!r} has moved on to session {moved_to}: {untraded[0]} .. "
+                  f"{untraded[-1]} were never traded by it and cannot be now (an account moves "
+                  f"forward only). Run sessions after {moved_to}, or trade history in an account "
+                  "of its own: a fresh TRADING_HOME (README, 'History and replays')", file=sys.stderr)
+            return 2
+        if recorded:
+            print(f"{recorded[0]} .. {recorded[-1]} are on record for {account!r}: reported, not re-traded")
+    job = build_definitions(settings).resolve_job_def("daily_trading_job")
     instance = dg.DagsterInstance.get()
     for session in sessions:
         result = job.execute_in_process(partition_key=session.isoformat(), instance=instance,
                                         raise_on_error=False)
         if not result.success:
-            print(f"{session}: FAILED (run {result.run_id}); see `make ui` for the logs", file=sys.stderr)
+            print(f"{session}: FAILED (run {result.run_id}): {_failure_message(result)}\n"
+                  "see `make ui` for the run's logs", file=sys.stderr)
             return 1
-        print(_one_line(session))
+        print(_one_line(session, account))
     return 0
 
 
-def _one_line(session: date) -> str:
+def _failure_message(result) -> str:
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            return f"{event.step_key}: {event.step_failure_data.error.message.strip()}"
+        if event.event_type_value == "RESOURCE_INIT_FAILURE":
+            error = event.event_specific_data.error
+            cause = error.cause.message.strip() if error.cause else ""
+            return cause or error.message.strip()
+    return "the run failed"
+
+
+def _one_line(session: date, account: str) -> str:
     from trading_pipeline.storage.warehouse import Warehouse
 
     wh = Warehouse(TradingSettings().resolved_warehouse_path)
-    orders = wh.scalar("select count(*) from ledger_orders where session = ?", [session])
-    fills = wh.scalar("select count(*) from ledger_fills where recorded_session = ?", [session])
-    equity = wh.scalar("select max(equity) from ledger_account where session = ?", [session])
-    breaks = wh.scalar("select count(*) from reconciliation_breaks where session = ?", [session]) \
-        if wh.table_exists("reconciliation_breaks") else 0
-    return f"{session}: {orders} orders, {fills} fills recorded, equity {equity:,.2f}, {breaks} breaks"
+    orders = wh.scalar("select count(*) from ledger_orders where session = ? and broker = ?", [session, account])
+    fills = wh.scalar("select count(*) from ledger_fills where recorded_session = ? and broker = ?",
+                      [session, account])
+    equity = wh.scalar("select equity from ledger_account where session = ? and broker = ?", [session, account])
+    breaks = wh.scalar("select count(*) from reconciliation_breaks where session = ? and account = ?",
+                       [session, account]) if wh.table_exists("reconciliation_breaks") else 0
+    return (f"{session}: {orders} orders, {fills} fills recorded, equity {equity or 0:,.2f}, "
+            f"{breaks} breaks ({account})")
 
 
 def _summary(args: argparse.Namespace) -> int:
