@@ -212,3 +212,30 @@ def test_a_paper_account_flattens_without_the_live_confirmation(account_with_pos
     shutil.copy(source, path)
     run_emergency_stop(path, trading_env="paper", live_enabled=False, dry_run=False)
     assert flatten_orders(path)[0] == len(symbols)
+
+
+# -- every job is covered -----------------------------------------------------------------------
+
+# Jobs made of ops (not assets) that could reach a broker, and the matrix above that covers them.
+OP_JOBS_THAT_SEND = {"emergency_stop_job": test_exactly_one_combination_lets_a_live_emergency_flatten_send}
+# Op jobs that send nothing, and why; a new job must be put in one of the two.
+OP_JOBS_THAT_SEND_NOTHING = {
+    "clear_kill_switch_job": "releases the kill switch in the ledger; no broker call",
+    "release_quarantine_job": "records the release of a quarantined bar; no broker call",
+}
+
+
+def test_every_job_that_can_send_an_order_is_in_a_keys_matrix(small_settings):
+    from trading_pipeline.definitions import build_definitions
+
+    defs = build_definitions(small_settings())
+    for job in defs.resolve_all_job_defs():
+        assets = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
+        if "submitted_orders" in assets:
+            continue  # the daily order path: test_exactly_one_combination_of_the_live_keys_sends
+        if assets:
+            assert job.name == "training_job" or job.name.startswith("__"), (
+                f"{job.name} materialises {sorted(assets)}: say here whether it can send an order")
+            continue
+        assert job.name in OP_JOBS_THAT_SEND or job.name in OP_JOBS_THAT_SEND_NOTHING, (
+            f"{job.name} is not in a keys matrix: if it can reach a broker, add its matrix here")
