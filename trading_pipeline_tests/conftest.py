@@ -9,6 +9,25 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
+# The StockNet daily prices (88 US stocks, 2012-09 .. 2017-09, one Yahoo-style CSV per symbol), kept
+# beside the project and read in place: tests trim what they need, never copy it into the repository.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+STOCKNET_PRICES = (PROJECT_ROOT / ".." / "shared" / "data" / "stocknet-prices").resolve()
+
+
+def stocknet_prices() -> Path:
+    """The StockNet price folder; skips the calling test, or the module when called at import, where it is absent."""
+    if not STOCKNET_PRICES.is_dir():
+        pytest.skip(f"real StockNet prices not found at {STOCKNET_PRICES} (expected as ../shared/data/stocknet-prices "
+                    "relative to the project root); tests on real prices need that folder", allow_module_level=True)
+    return STOCKNET_PRICES
+
+
+@pytest.fixture(scope="session")
+def stocknet_dir() -> Path:
+    """The StockNet price folder, read-only; the test is skipped where it is absent."""
+    return stocknet_prices()
+
 
 @pytest.fixture
 def small_settings(tmp_path: Path):

@@ -3,7 +3,6 @@ what it cannot read unambiguously: headers, bytes, line endings, symbols, gaps."
 
 from __future__ import annotations
 
-import shutil
 from datetime import date
 from pathlib import Path
 
@@ -13,7 +12,6 @@ import pytest
 from trading_pipeline.domain.market import BarValidationError, FileBarSource, MarketDataError
 from trading_pipeline.domain.market.files import DEFAULT_SYMBOL_PATTERN, header_name
 
-STOCKNET = Path(__file__).resolve().parents[1] / "data" / "stocknet"
 ROWS = ["2024-03-04,10.0,11.0,9.0,10.5,10.4,1000", "2024-03-05,10.5,11.5,10.0,11.0,10.9,1200"]
 YAHOO_HEADER = "Date,Open,High,Low,Close,Adj Close,Volume"
 
@@ -144,8 +142,21 @@ def test_the_symbol_pattern_is_a_setting(tmp_path):
 # ---------------------------------------------------------------- gaps and real files
 
 
-def test_stocknet_files_load_as_published_with_their_null_rows_as_gaps(tmp_path):
-    folder = shutil.copytree(STOCKNET, tmp_path / "stocknet")
+def trim_as_published(source: Path, folder: Path, first: date, last: date) -> Path:
+    """Copy source's header and the bytes of its rows dated first..last, untouched, into folder."""
+    header, *rows = source.read_bytes().splitlines(keepends=True)
+    kept = [row for row in rows if first.isoformat().encode() <= row[:10] <= last.isoformat().encode()]
+    folder.mkdir(exist_ok=True)
+    (folder / source.name).write_bytes(b"".join([header, *kept]))
+    return folder
+
+
+def test_stocknet_files_load_as_published_with_their_null_rows_as_gaps(tmp_path, stocknet_dir):
+    # AAPL: plain Yahoo-style; PTR and REX: the real null row of 2016-06-29; BRK-A: a hyphen;
+    # GMRE: a late starter (first row 2016-06-30)
+    folder = tmp_path / "stocknet"
+    for symbol in ("AAPL", "BRK-A", "GMRE", "PTR", "REX"):
+        trim_as_published(stocknet_dir / f"{symbol}.csv", folder, date(2016, 6, 1), date(2016, 8, 31))
     source = FileBarSource(folder)
     assert source.symbols() == ["AAPL", "BRK-A", "GMRE", "PTR", "REX"]
     gaps = source.gaps()

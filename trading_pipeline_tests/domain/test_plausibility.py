@@ -1,31 +1,35 @@
 """Plausibility: what the rules quarantine, on real bars and on known corruptions of them."""
 
 from datetime import date
-from pathlib import Path
 
 import polars as pl
 import pytest
 
 from trading_pipeline.domain.market.plausibility import PlausibilityRules, assess_bars, suspect_share
+from trading_pipeline_tests.conftest import stocknet_prices
 
-DATA = Path(__file__).parents[1] / "data" / "quality"
 YAHOO = {"Date": "session", "Open": "open", "High": "high", "Low": "low", "Close": "close",
          "Adj Close": "adj_close", "Volume": "volume"}
+# FB's earnings gap of 2013-07-25 (+30 %, real), SPLP's and PTR's unchanged bars on zero volume
+# (illiquid, real), and ordinary large caps; nine months of them
+SYMBOLS = ("AAPL", "AMZN", "BAC", "FB", "GE", "JPM", "MSFT", "PTR", "SPLP", "XOM")
+FIRST, LAST = date(2013, 4, 1), date(2013, 12, 31)
 
 
 def real_bars() -> pl.DataFrame:
+    folder = stocknet_prices()
     frames = [
-        pl.read_csv(path, null_values=["null"]).rename(YAHOO).select(
-            pl.col("session").str.strptime(pl.Date, "%Y-%m-%d"), pl.lit(path.stem).alias("symbol"),
+        pl.read_csv(folder / f"{symbol}.csv", null_values=["null"]).rename(YAHOO).select(
+            pl.col("session").str.strptime(pl.Date, "%Y-%m-%d"), pl.lit(symbol).alias("symbol"),
             *(pl.col(c).cast(pl.Float64) for c in ("open", "high", "low", "close", "volume", "adj_close")))
-        for path in sorted(DATA.glob("*.csv"))
+        for symbol in SYMBOLS
     ]
-    return pl.concat(frames).drop_nulls().sort("session", "symbol")
+    return pl.concat(frames).filter(pl.col("session").is_between(FIRST, LAST)).drop_nulls().sort("session", "symbol")
 
 
 REAL = real_bars()
 SESSIONS = REAL["session"].unique().sort().to_list()
-DAY = SESSIONS[150]  # 2013-11-01, with 150 sessions of history before it
+DAY = SESSIONS[150]  # 2013-10-31, with 150 sessions of history before it
 
 
 def corrupt(bars: pl.DataFrame, symbol: str, first: date, last: date | None = None, **columns) -> pl.DataFrame:
