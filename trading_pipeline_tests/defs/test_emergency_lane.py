@@ -3,10 +3,12 @@ launched from the shell it engages the switch while another process is writing t
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -79,7 +81,7 @@ def test_from_the_shell_the_switch_is_engaged_within_seconds_while_the_warehouse
     env.update(DAGSTER_HOME=str(home), TRADING_UNIVERSE_SIZE="6")
     dagster = Path(sys.executable).parent / "dagster"
     with warehouse_locked_by_another_process(warehouse_path):
-        launched = time.perf_counter()
+        launched, launched_at = time.perf_counter(), datetime.now(UTC)
         stop = subprocess.Popen([str(dagster), "job", "execute", "-m", "trading_pipeline.definitions",
                                  "-j", "emergency_stop_job", "-c", str(config)],
                                 cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -92,7 +94,10 @@ def test_from_the_shell_the_switch_is_engaged_within_seconds_while_the_warehouse
             time.sleep(0.1)
         # still locked here: the switch took effect without the warehouse
     output, _ = stop.communicate(timeout=300)
-    print(f"emergency_stop_job launched from the shell: kill switch visible after {seconds:.1f} s "
-          "while another process held the warehouse")
+    step_started = re.search(r"^(\S+ \S+ \+0000) - dagster - DEBUG - emergency_stop_job .* STEP_START", output, re.MULTILINE)
+    loading = (datetime.strptime(step_started.group(1), "%Y-%m-%d %H:%M:%S %z") - launched_at).total_seconds()
+    print(f"emergency_stop_job launched from the shell: kill switch visible after {seconds:.1f} s while "
+          f"another process held the warehouse ({loading:.0f} s of it before the step started: "
+          "Python, Dagster and the code location loading)")
     assert engaged == (True, "desk call"), output[-3000:]
     assert stop.returncode == 0 and "RUN_SUCCESS" in output, output[-3000:]  # cancels once it was free
