@@ -12,6 +12,7 @@ moved to today would value the next backfilled session at today's prices).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -111,29 +112,41 @@ def emergency_stop(broker: Broker, ledger: Ledger, *, flatten: bool, keys: Flatt
     return result
 
 
+FINISHED = frozenset({"filled", "canceled", "expired", "rejected"})  # an order that can do no more
+
+
 def _close(broker: Broker, ledger: Ledger, symbol: str, quantity: float, result: EmergencyStopResult) -> None:
     side = Side.SELL if quantity > 0 else Side.BUY
-    intent = OrderIntent(
-        client_order_id=make_client_order_id(STRATEGY, result.session, symbol, side, OrderPurpose.FLATTEN),
-        symbol=symbol, side=side, quantity=abs(quantity), session=result.session, strategy=STRATEGY,
-        purpose=OrderPurpose.FLATTEN,
-    )
+    for attempt in itertools.count(1):
+        intent = _closing_intent(symbol, side, abs(quantity), result.session, attempt)
+        recorded = ledger.order(intent.client_order_id)
+        # A closing order that is over (cancelled at the broker, rejected) while the position is
+        # still open: the next attempt gets an id of its own, so it is neither lost nor doubled.
+        if recorded is None or recorded["status"] not in FINISHED:
+            break
+    status = recorded["status"] if recorded else None
+    if status in ("new", "partially_filled"):
+        result.already_working.append(symbol)
+        return
+    if status == "unknown":
+        result.unknown[symbol] = "an earlier closing order is in an unknown state at the venue"
+        return
     if result.refusals:
         reason = "; ".join(result.refusals)
-        ledger.record_intent(intent, broker.name, dry_run=True, status="not_sent", reason=reason)
+        if recorded is None:
+            ledger.record_intent(intent, broker.name, dry_run=True, status="not_sent", reason=reason)
         result.held_back[symbol] = reason
         return
-    if not ledger.record_intent(intent, broker.name, dry_run=False, status="submitting"):
-        recorded = ledger.order(intent.client_order_id)
-        if recorded["status"] != "not_sent":
-            result.already_working.append(symbol)
-            return
+    if recorded is None:
+        ledger.record_intent(intent, broker.name, dry_run=False, status="submitting")
+    elif status == "not_sent":
         if abs(recorded["quantity"] - intent.quantity) > QUANTITY_EPSILON:
             result.held_back[symbol] = (
                 f"a closing order for {recorded['quantity']:g} shares was held back earlier this session "
                 f"and the position is now {intent.quantity:g}: close {symbol} at the broker by hand")
             return
         ledger.mark_submitting(intent.client_order_id)  # held back earlier, confirmed now
+    # else `submitting`: recorded, then a crash before the answer; `submit` is idempotent by id
     try:
         ledger.record_status(broker.submit(intent))
     except OrderStateUnknown as unknown:
@@ -141,3 +154,13 @@ def _close(broker: Broker, ledger: Ledger, symbol: str, quantity: float, result:
         result.unknown[symbol] = str(unknown)
         return
     result.sent.append(symbol)
+
+
+def _closing_intent(symbol: str, side: Side, quantity: float, session: date, attempt: int) -> OrderIntent:
+    # the first attempt keeps the id an emergency flatten always had
+    key = STRATEGY if attempt == 1 else f"{STRATEGY}#{attempt}"
+    return OrderIntent(
+        client_order_id=make_client_order_id(key, session, symbol, side, OrderPurpose.FLATTEN),
+        symbol=symbol, side=side, quantity=quantity, session=session, strategy=STRATEGY,
+        purpose=OrderPurpose.FLATTEN,
+    )

@@ -20,6 +20,7 @@ from trading_pipeline.defs.resources import (
 from trading_pipeline.definitions import build_definitions
 from trading_pipeline.domain.market import SyntheticMarket
 from trading_pipeline.domain.orders import OrderIntent, Side
+from trading_pipeline.storage.ledger import Ledger
 from trading_pipeline.storage.warehouse import Warehouse
 
 BOUGHT = date(2024, 5, 1)
@@ -63,6 +64,25 @@ def test_an_emergency_flatten_leaves_the_simulator_clock_where_it_was(holding):
     closing = warehouse.query("select symbol, side, session, status from ledger_orders "
                               "where strategy = 'emergency' order by symbol")
     assert closing.rows() == [(s, "sell", CLOCK, "new") for s in symbols]  # working for the next open
+
+
+def test_a_closing_order_cancelled_at_the_broker_is_replaced_by_the_next_stop_and_never_doubled(holding):
+    path, symbols = holding
+    config = {"ops": {"engage_kill_switch_and_cancel": {"config": {"reason": "stop", "flatten": True}}}}
+    emergency_stop_job.execute_in_process(run_config=config, resources=resources(path),
+                                          instance=dg.DagsterInstance.ephemeral())
+    warehouse = Warehouse(path)
+    first = warehouse.query("select client_order_id from ledger_orders where strategy = 'emergency' "
+                            "and symbol = ?", [symbols[0]])["client_order_id"][0]
+    simulator = PaperSimulator(warehouse, lambda s: None)
+    Ledger(warehouse).record_status(simulator.cancel(first))  # someone cancelled it at the broker
+    for _ in range(2):  # the next stop closes that position again, once; the others keep working
+        emergency_stop_job.execute_in_process(run_config=config, resources=resources(path),
+                                              instance=dg.DagsterInstance.ephemeral())
+    closing = warehouse.query("select symbol, status, count(*) as orders from ledger_orders "
+                              "where strategy = 'emergency' group by all order by symbol, status")
+    assert closing.rows() == [(symbols[0], "canceled", 1), (symbols[0], "new", 1), (symbols[1], "new", 1)]
+    assert warehouse.scalar("select count(*) from sim_orders where status = 'new'") == 2
 
 
 def test_the_kill_switch_asset_shows_the_state_and_history_as_each_job_changes_it(holding):
