@@ -69,9 +69,10 @@ def replay_daily_loop(warehouse: Warehouse, simulator: PaperSimulator, sessions:
     for session in sorted(sessions):
         with warehouse.held():
             simulator.advance_to(session)
-            trading.decide_session(ledger, simulator, session, strategy)
-            submitted = trading.send_session(ledger, simulator, session, strategy)
-            reconciled = trading.reconcile_session(warehouse, ledger, simulator, session)
+            broker = trading.already_open(simulator)
+            trading.decide_session(ledger, simulator.name, session, strategy, broker)
+            submitted = trading.send_session(ledger, simulator.name, session, strategy, broker)
+            reconciled = trading.reconcile_session(warehouse, ledger, simulator.name, session, broker)
             performance = trading.performance_through(ledger, simulator.name, session, strategy)
         days.append({
             "session": session, "equity": reconciled.account.equity,

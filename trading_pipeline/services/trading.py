@@ -11,6 +11,8 @@ is refused (`TimelineError`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import date
 
@@ -55,6 +57,14 @@ BREAKS = "reconciliation_breaks"
 PERFORMANCE = "performance"
 
 
+BrokerOpener = Callable[[], AbstractContextManager[Broker]]  # opens the account's broker, closes it after
+
+
+def already_open(broker: Broker) -> BrokerOpener:
+    """A broker the caller opened and will close (replays, tests)."""
+    return lambda: nullcontext(broker)
+
+
 class TimelineError(RuntimeError):
     """A session this account cannot trade now: it has moved past it, or it never closed."""
 
@@ -91,11 +101,6 @@ def _moved_on(ledger: Ledger, account: str, strategy: str, session: date) -> dat
     return latest if latest is not None and latest > session else None
 
 
-def account_moved_on(ledger: Ledger, account: str, strategy: str, session: date) -> bool:
-    """Whether the account has planned a session after `session`: then `session` is history."""
-    return _moved_on(ledger, account, strategy, session) is not None
-
-
 def check_session_allowed(ledger: Ledger, account: str, strategy: str, session: date) -> None:
     """Raise `TimelineError` for a session the account has moved past without trading it."""
     if ledger.session_plan(account, strategy, session) is None:
@@ -123,16 +128,16 @@ class DecidedSession:
     recorded_earlier: bool  # True: this run decided nothing, it reports the recorded plan
 
 
-def decide_session(ledger: Ledger, broker: Broker, session: date, strategy, *,
+def decide_session(ledger: Ledger, account: str, session: date, strategy, open_broker: BrokerOpener, *,
                    run_id: str | None = None) -> DecidedSession:
-    """Plan the session after D's close and record the plan whole, once per account."""
-    warehouse, account = ledger.warehouse, broker.name
+    """Plan the session after D's close and record the plan whole, once per account. The
+    broker is opened only when there is something to decide."""
+    warehouse = ledger.warehouse
     recorded = ledger.session_plan(account, strategy.strategy, session)
     if recorded is None:
-        latest = _moved_on(ledger, account, strategy.strategy, session)
-        if latest is not None:
-            raise _never_traded(account, session, latest)
-        _plan_and_record(ledger, broker, session, strategy, run_id)
+        check_session_allowed(ledger, account, strategy.strategy, session)
+        with open_broker() as broker:
+            _plan_and_record(ledger, broker, session, strategy, run_id)
     return DecidedSession(
         plan=ledger.session_plan(account, strategy.strategy, session),
         target=read_account_table(warehouse, TARGETS, account, session),
@@ -194,9 +199,9 @@ class SubmissionSummary:
     read_only: bool = False
 
 
-def send_session(ledger: Ledger, broker: Broker, session: date, strategy) -> SubmissionSummary:
+def send_session(ledger: Ledger, account: str, session: date, strategy,
+                 open_broker: BrokerOpener) -> SubmissionSummary:
     """Send what the recorded plan has not yet sent, in the plan's order; nothing twice."""
-    account = broker.name
     recorded = ledger.session_plan(account, strategy.strategy, session)
     if recorded is None:
         latest = _moved_on(ledger, account, strategy.strategy, session)
@@ -215,16 +220,17 @@ def send_session(ledger: Ledger, broker: Broker, session: date, strategy) -> Sub
     def keys() -> SubmissionKeys:  # asked before every order: the kill switch may be engaged mid-plan
         return _keys(ledger, account, strategy, recorded["model_version"], failures)
 
-    venue = _LedgerVenue(ledger, broker, account, strategy.strategy, session, seqs)
+    with open_broker() as broker:
+        venue = _LedgerVenue(ledger, broker, account, strategy.strategy, session, seqs)
 
-    def decide(order: PlannedOrder) -> SubmissionDecision:
-        if order.intent.symbol in venue.stalled:
-            return SubmissionDecision(False, (f"an order in {order.intent.symbol} is in an unknown state "
-                                              "at the venue: nothing more is sent in it until a person "
-                                              "has checked the account",))
-        return may_submit(keys(), reduces_exposure=order.reduces_exposure)
+        def decide(order: PlannedOrder) -> SubmissionDecision:
+            if order.intent.symbol in venue.stalled:
+                return SubmissionDecision(False, (f"an order in {order.intent.symbol} is in an unknown "
+                                                  "state at the venue: nothing more is sent in it until "
+                                                  "a person has checked the account",))
+            return may_submit(keys(), reduces_exposure=order.reduces_exposure)
 
-    execute_plan(plan, venue, decide, may_cancel=may_submit(keys(), reduces_exposure=True).send)
+        execute_plan(plan, venue, decide, may_cancel=may_submit(keys(), reduces_exposure=True).send)
     return _recorded_summary(ledger, account, session, strategy, recorded, None,
                              canceled=venue.canceled)
 
@@ -356,9 +362,8 @@ def _keys(ledger: Ledger, account: str, strategy, model_version: str | None,
 # -- reconcile and score: the session's account facts, written once -------------------------
 
 
-def reconcile_session(warehouse: Warehouse, ledger: Ledger, broker: Broker,
-                      session: date) -> Reconciliation:
-    account = broker.name
+def reconcile_session(warehouse: Warehouse, ledger: Ledger, account: str, session: date,
+                      open_broker: BrokerOpener) -> Reconciliation:
     recorded = ledger.account_snapshot(account, session)
     if recorded is not None:
         return Reconciliation(session, read_account_table(warehouse, BREAKS, account, session).drop(
@@ -369,7 +374,8 @@ def reconcile_session(warehouse: Warehouse, ledger: Ledger, broker: Broker,
         raise TimelineError(
             f"account {account!r} was reconciled for {latest} already; {session} was never reconciled "
             "and cannot be now: what the broker shows today belongs to a later session")
-    result = reconcile(broker, ledger, session)
+    with open_broker() as broker:
+        result = reconcile(broker, ledger, session)
     _write_account_table(warehouse, BREAKS, account, session, result.breaks)
     return result
 

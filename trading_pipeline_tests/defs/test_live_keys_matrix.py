@@ -67,8 +67,9 @@ def submit_with(prepared, tmp_path, live_enabled, approved_version, kill_switch,
     broker = PaperSimulator(warehouse, lambda s: market.bars([s]), SimulatorConfig())
     broker.advance_to(SESSION)
     strategy = StrategyResource(trading_env="live", live_enabled=live_enabled, dry_run=dry_run, top_k=4)
-    trading.decide_session(ledger, broker, SESSION, strategy)
-    summary = trading.send_session(ledger, broker, SESSION, strategy)
+    opener = trading.already_open(broker)
+    trading.decide_session(ledger, broker.name, SESSION, strategy, opener)
+    summary = trading.send_session(ledger, broker.name, SESSION, strategy, opener)
     orders = warehouse.query("select status, dry_run, reason from ledger_orders where session = ?", [SESSION])
     return summary, orders, warehouse.scalar("select count(*) from sim_orders")
 

@@ -111,9 +111,10 @@ def _session_steps(warehouse, ledger, broker, session) -> None:
     """What one run of daily_trading_job does after predictions, in its order."""
     with warehouse.held():
         broker.advance_to(session)  # opening the broker for the session
-        trading.decide_session(ledger, broker, session, STRATEGY)
-        trading.send_session(ledger, broker, session, STRATEGY)
-        trading.reconcile_session(warehouse, ledger, broker, session)
+        opener = trading.already_open(broker)
+        trading.decide_session(ledger, broker.name, session, STRATEGY, opener)
+        trading.send_session(ledger, broker.name, session, STRATEGY, opener)
+        trading.reconcile_session(warehouse, ledger, broker.name, session, opener)
         trading.performance_through(ledger, broker.name, session, STRATEGY)
 
 

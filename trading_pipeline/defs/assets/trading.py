@@ -41,13 +41,9 @@ def target_portfolio(
     require_closed(session)
     wh = warehouse.warehouse
     with wh.held():
-        recorded = warehouse.ledger.session_plan(broker.venue, strategy.strategy, session)
-        if recorded is None:
-            with broker.connected(wh, market.market(), session) as client:
-                decided = trading.decide_session(warehouse.ledger, client, session, strategy,
-                                                 run_id=context.run_id)
-        else:
-            decided = trading.decide_session(warehouse.ledger, _NoBroker(broker.venue), session, strategy)
+        decided = trading.decide_session(warehouse.ledger, broker.venue, session, strategy,
+                                         lambda: broker.connected(wh, market.market(), session),
+                                         run_id=context.run_id)
     target, plan = decided.target, decided.plan
     var = decided.var_positions
     return dg.MaterializeResult(metadata={
@@ -63,13 +59,6 @@ def target_portfolio(
         "position_var": markdown_table(var.drop("account", strict=False)),
         "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in plan["notes"]) or "_none_"),
     })
-
-
-class _NoBroker:
-    """A recorded plan is reported without asking the broker anything."""
-
-    def __init__(self, name: str):
-        self.name = name
 
 
 @dg.asset(
@@ -92,11 +81,8 @@ def submitted_orders(
     session = session_of(context)
     wh = warehouse.warehouse
     with wh.held():
-        if trading.account_moved_on(warehouse.ledger, broker.venue, strategy.strategy, session):
-            summary = trading.send_session(warehouse.ledger, _NoBroker(broker.venue), session, strategy)
-        else:
-            with broker.connected(wh, market.market(), session) as client:
-                summary = trading.send_session(warehouse.ledger, client, session, strategy)
+        summary = trading.send_session(warehouse.ledger, broker.venue, session, strategy,
+                                       lambda: broker.connected(wh, market.market(), session))
     outcomes = summary.outcomes
     if not summary.entries.send:
         context.log.warning(f"new entries for {session} not sent: {summary.entries.explanation}")
@@ -136,11 +122,8 @@ def reconciled_positions(
     session = session_of(context)
     wh = warehouse.warehouse
     with wh.held():
-        if warehouse.ledger.account_snapshot(broker.venue, session) is not None:
-            result = trading.reconcile_session(wh, warehouse.ledger, _NoBroker(broker.venue), session)
-        else:
-            with broker.connected(wh, market.market(), session) as client:
-                result = trading.reconcile_session(wh, warehouse.ledger, client, session)
+        result = trading.reconcile_session(wh, warehouse.ledger, broker.venue, session,
+                                           lambda: broker.connected(wh, market.market(), session))
     if result.break_count and not result.read_only:
         alerts.send(Alert(kind=AlertKind.RECONCILIATION_BREAK, severity=Severity.CRITICAL, session=session,
                           title=f"{result.break_count} reconciliation breaks at {broker.venue}",
