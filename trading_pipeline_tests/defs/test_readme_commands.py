@@ -7,6 +7,8 @@ still be in the README (a stale exception fails):
 
 - EXCEPTIONS: commands that need a browser or would run this suite; they are checked another way.
 - PLACEHOLDERS: text the reader replaces; the test puts something real in its place.
+- EXAMPLES: commands shown for a state a fresh home does not have (a quarantined bar); they run
+  as written and must refuse with a message naming what is missing.
 - `.env` lines are shown in ```dotenv blocks, not run: each name there must be a setting
   documented in `.env.example`.
 
@@ -38,6 +40,10 @@ EXCEPTIONS = {
 }
 PLACEHOLDERS = {
     "/path/to/bars": "a folder of bars the reader brings; the test writes synthetic bars there",
+}
+EXAMPLES = {  # a part of the command -> (why, what its refusal must say)
+    "-j release_quarantine_job": ("releases a bar in quarantine, which a fresh home has none of",
+                                  "is not quarantined on"),
 }
 SMALL_UNIVERSE = {  # the defaults with fewer symbols, a shorter history and shorter windows
     "TRADING_UNIVERSE_SIZE": "6", "TRADING_HISTORY_START": "2023-06-01", "TRADING_TRAIN_WINDOW_SESSIONS": "60",
@@ -111,6 +117,8 @@ def test_the_readme_has_commands_and_every_exception_and_placeholder_is_still_in
         assert exception in commands, f"{exception!r} is no longer in the README: drop its exception"
     for placeholder in PLACEHOLDERS:
         assert placeholder in README.read_text(), f"{placeholder!r} is no longer in the README"
+    for example in EXAMPLES:
+        assert any(example in c for c in commands), f"{example!r} is no longer in the README: drop it"
 
 
 def test_settings_blocks_name_documented_settings():
@@ -183,6 +191,11 @@ def test_every_command_of_the_section_runs_as_written(section, checkout):
             started = time.perf_counter()
             completed = run(command, work, env, exports)
             timings.append(f"{time.perf_counter() - started:6.1f} s  {normalised(command)[:90]}")
+            example = next((refusal for part, (_, refusal) in EXAMPLES.items() if part in command), None)
+            if example is not None:
+                output = completed.stdout + completed.stderr
+                assert completed.returncode != 0 and example in output, output[-4000:]
+                continue
             assert completed.returncode == 0, (
                 f"README ({section}) command failed:\n{command}\n--- output (end) ---\n"
                 f"{(completed.stdout + completed.stderr)[-4000:]}")
