@@ -37,11 +37,13 @@ What the daily loop does that the backtest models, and what it refuses:
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
+import numpy as np
 import polars as pl
 
 from trading_pipeline.domain import performance as perf
@@ -69,6 +71,7 @@ from trading_pipeline.domain.risk import (
     evaluate_kill_switch,
     working_stops_from,
 )
+from trading_pipeline.domain.risk.var import ReturnMatrix
 from trading_pipeline.domain.safety import SubmissionKeys, may_submit
 from trading_pipeline.domain.session_plan import (
     STOP_FILLED_FIRST,
@@ -207,7 +210,7 @@ def run_backtest(scores: pl.DataFrame, bars: pl.DataFrame,
         if index < len(sessions) - 1:
             decided = _decide(session, venue, figures, scores_by_session[session],
                               bars_by_session[session].select("symbol", "close"),
-                              returns.window(session, config.var_lookback),
+                              returns.matrix_window(session, config.var_lookback),
                               config, engaged)
             notes.extend(decided.notes)
         breach = evaluate_kill_switch(pl.DataFrame(history, schema=["session", "equity"], orient="row"),
@@ -271,7 +274,7 @@ class _Decided:
 
 
 def _decide(session: date, venue: _Venue, figures: AccountFigures, scores: pl.DataFrame,
-            closes: pl.DataFrame, returns: pl.DataFrame, config: BacktestConfig,
+            closes: pl.DataFrame, returns: ReturnMatrix, config: BacktestConfig,
             engaged: bool) -> _Decided:
     """The daily loop's own plan for the session (`plan_session`), carried out through the
     simulated venue by the daily loop's own order of steps (`execute_plan`)."""
@@ -364,7 +367,13 @@ class _Venue:
                                list(self.open_orders.values()), self.execution)
 
     def closes(self) -> dict[str, float]:
-        return {symbol: close for symbol, (_, close) in self.marks.items()}
+        """The last close of every symbol held or in a working order: all that valuing the
+        account reads (every symbol's would cost a 3,000-entry dict per call)."""
+        return {symbol: close for symbol, (_, close) in self._marks_of(()).items()}
+
+    def _marks_of(self, extra: tuple[str, ...]) -> dict[str, tuple[date, float]]:
+        symbols = {*self.positions, *(o.symbol for o in self.open_orders.values()), *extra}
+        return {s: self.marks[s] for s in sorted(symbols) if s in self.marks}
 
     def held(self) -> dict[str, float]:
         return {s: p.quantity for s, p in sorted(self.positions.items()) if p.quantity != 0}
@@ -380,8 +389,9 @@ class _Venue:
             raise BacktestError(f"order id {intent.client_order_id} used twice: the daily loop "
                                 "would not send it again, and the backtest cannot tell which won")
         self.order_count += 1
+        # the marks acceptance reads: the order's symbol and those of working orders
         order = accept_order(intent, number=self.order_count, account=ACCOUNT, clock=self.clock,
-                             marks=self.marks, cash=self.cash, positions=self.positions,
+                             marks=self._marks_of((intent.symbol,)), cash=self.cash, positions=self.positions,
                              open_orders=list(self.open_orders.values()), config=self.execution)
         self.known_ids.add(intent.client_order_id)
         self.purposes[intent.client_order_id] = str(intent.purpose)
@@ -453,35 +463,59 @@ def _bars(frame: pl.DataFrame) -> dict[str, Bar]:
 
 
 class _Returns:
-    """Adjusted-close returns for every session's VaR window, pivoted once.
+    """Adjusted-close returns for every session's VaR window, computed once.
 
     `window(D)` holds exactly what `services.data_quality.clean_returns_history` reads from the warehouse
     for D (the returns of the `lookback` sessions to D, each on the symbol's previous bar
     within the window, null when that bar is older), but wide: one column a symbol, the form
-    `build_target` also accepts. Pivoting once instead of in every VaR call is what makes
-    500 symbols affordable.
+    `build_target` also accepts. `matrix_window(D)` is the same as a `ReturnMatrix`: a slice of
+    one (sessions x symbols) array, which is what makes 3,000 symbols affordable (a polars
+    filter of a 3,000-column frame costs more than the rest of a session's decision).
     """
 
     def __init__(self, bars: pl.DataFrame):
-        self.long = bars.sort("symbol", "session").select(
+        long = bars.sort("symbol", "session").select(
             "session", "symbol",
             (pl.col("adj_close") / pl.col("adj_close").shift(1).over("symbol") - 1).alias("return"),
             pl.col("session").shift(1).over("symbol").alias("previous_session"))
-        self.wide = self.long.pivot(on="symbol", index="session", values="return").sort("session")
+        wide = long.pivot(on="symbol", index="session", values="return").sort("session")
+        symbols = [c for c in wide.columns if c != "session"]
+        self.sessions: list[date] = wide["session"].to_list()
+        self._ordinals = [s.toordinal() for s in self.sessions]
+        self.symbols = symbols
+        self.values = wide.select(symbols).to_numpy().astype(np.float64)
+        # Returns measured across a gap in a symbol's bars (its previous bar is older than the
+        # calendar's previous session): the only ones a window may have to blank. Few rows.
+        calendar = sessions_between(self.sessions[0], self.sessions[-1])
+        previous = pl.DataFrame({"session": calendar[1:], "calendar_previous": calendar[:-1]})
+        gaps = long.join(previous, on="session", how="left").filter(
+            pl.col("previous_session").is_not_null()
+            & (pl.col("calendar_previous").is_null()
+               | (pl.col("previous_session") < pl.col("calendar_previous"))))
+        row_of = {s: i for i, s in enumerate(self.sessions)}
+        column_of = {s: i for i, s in enumerate(symbols)}
+        self._gaps = sorted((row_of[session], column_of[symbol], previous_session.toordinal())
+                            for session, symbol, previous_session
+                            in gaps.select("session", "symbol", "previous_session").iter_rows())
+        self._gap_rows = [row for row, _, _ in self._gaps]
 
-    def window(self, session: date, lookback: int) -> pl.DataFrame:
-        start = sessions_back(session, lookback + 1)[0]
-        in_window = (pl.col("session") > start) & (pl.col("session") <= session)
-        wide = self.wide.filter(in_window)
+    def matrix_window(self, session: date, lookback: int) -> ReturnMatrix:
+        start = sessions_back(session, lookback + 1)[0].toordinal()
+        first = bisect.bisect_right(self._ordinals, start)
+        end = bisect.bisect_right(self._ordinals, session.toordinal())
+        values = self.values[first:end]
         # a symbol's first bar in the window whose previous bar is older (a gap in its bars):
         # the daily loop's window has no bar to measure that return from
-        stale = self.long.filter(in_window & (pl.col("previous_session") < start))
-        if stale.height:
-            wide = wide.with_columns(
-                pl.when(pl.col("session").is_in(group["session"].implode())).then(None)
-                .otherwise(pl.col(symbol)).alias(symbol)
-                for (symbol,), group in stale.group_by("symbol"))
-        return wide
+        in_window = self._gaps[bisect.bisect_left(self._gap_rows, first):bisect.bisect_left(self._gap_rows, end)]
+        stale = [(row - first, column) for row, column, previous in in_window if previous < start]
+        if stale:
+            values = values.copy()
+            rows, columns = zip(*stale)
+            values[list(rows), list(columns)] = np.nan
+        return ReturnMatrix(self.sessions[first:end], self.symbols, values)
+
+    def window(self, session: date, lookback: int) -> pl.DataFrame:
+        return self.matrix_window(session, lookback).to_frame()
 
 
 def _fill_row(session: date, fill: FillReport, purposes: Mapping[str, str]) -> dict:

@@ -27,7 +27,7 @@ import polars as pl
 
 from trading_pipeline.domain.risk.limits import LimitCheck, RiskLimitBreach, RiskLimits, check_target, failed
 from trading_pipeline.domain.risk.sizing import size_within_var
-from trading_pipeline.domain.risk.var import VarFigures, compute_var, history_counts
+from trading_pipeline.domain.risk.var import ReturnMatrix, VarFigures, compute_var, history_counts
 
 class PortfolioInputError(ValueError):
     """Inputs the portfolio cannot be built from; no order may follow."""
@@ -93,7 +93,7 @@ def build_target(
     session: date,
     predictions: pl.DataFrame,
     prices: pl.DataFrame,
-    returns: pl.DataFrame,
+    returns: pl.DataFrame | ReturnMatrix,
     equity: float,
     config: ConstructionConfig | None = None,
     current_positions: Mapping[str, float] | None = None,
@@ -135,6 +135,7 @@ def build_target(
         notes.append(f"skipped, no usable price: {', '.join(skipped)}")
     if not candidates:
         raise PortfolioInputError(f"none of the {len(scores)} predicted symbols has a usable price for {session}")
+    returns = ReturnMatrix.from_frame(returns)  # once: every VaR figure below reads it
     history = history_counts(returns, sorted(set(candidates) | set(current)), limits.var_lookback)
     with_history = {s for s, n in history.items() if n >= limits.var_lookback}
     short_history = sorted(set(candidates) - with_history)

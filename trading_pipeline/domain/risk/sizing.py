@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import polars as pl
 
 from trading_pipeline.domain.risk.limits import RiskLimits
-from trading_pipeline.domain.risk.var import VarFigures, compute_var
+from trading_pipeline.domain.risk.var import ReturnMatrix, VarFigures, compute_var
 
 # Aim a hair under the limit so float rounding never leaves a figure a ulp above it.
 HEADROOM = 1.0 - 1e-9
@@ -26,7 +26,7 @@ def as_weight_map(weights: Mapping[str, float] | pl.DataFrame) -> dict[str, floa
 
 def size_within_var(
     weights: Mapping[str, float] | pl.DataFrame,
-    returns: pl.DataFrame,
+    returns: pl.DataFrame | ReturnMatrix,
     equity: float,
     limits: RiskLimits,
     keep_dollar_neutral: bool = False,
@@ -68,7 +68,7 @@ def size_within_var(
     return sized, figures, notes
 
 
-def _figures(weights: dict[str, float], returns: pl.DataFrame, equity: float, limits: RiskLimits) -> VarFigures:
+def _figures(weights: dict[str, float], returns: pl.DataFrame | ReturnMatrix, equity: float, limits: RiskLimits) -> VarFigures:
     return compute_var(weights, returns, equity, limits.var_confidence, limits.var_lookback)
 
 
