@@ -92,12 +92,14 @@ def test_run_failure_sensor_sends_the_failed_run_to_the_webhook(monkeypatch, tmp
         sensor = defs.resolve_sensor_def("run_failure_alert_sensor")
         with dg.instance_for_test() as instance:
             # the first tick only sets the cursor: a run status sensor reports what happens after it
-            first = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=defs.resources))
+            with dg.build_sensor_context(instance=instance, resources=defs.resources) as context:
+                first = sensor.evaluate_tick(context)
             result = failing_job().execute_in_process(instance=instance, raise_on_error=False,
                                                       tags={"dagster/partition": "2024-03-27"})
             assert not result.success
-            tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=defs.resources,
-                                                                cursor=first.cursor))
+            with dg.build_sensor_context(instance=instance, resources=defs.resources,
+                                         cursor=first.cursor) as context:
+                tick = sensor.evaluate_tick(context)
     assert tick.cursor != first.cursor  # the failure was seen and handled
     (request,) = receiver.received
     assert request.path == TOKEN_PATH
