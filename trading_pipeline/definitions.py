@@ -7,6 +7,7 @@ import sys
 
 import dagster as dg
 
+from trading_pipeline.defs.assets.account import account_view
 from trading_pipeline.defs.assets.controls import kill_switch
 from trading_pipeline.defs.assets.market import market_bars
 from trading_pipeline.defs.assets.model import drift_report, features, predictions, trained_model
@@ -26,7 +27,7 @@ from trading_pipeline.defs.sensors.promotion import paper_to_live_promotion_sens
 from trading_pipeline.settings import TradingSettings
 
 ASSETS = [market_bars, features, trained_model, predictions, drift_report, target_portfolio,
-          submitted_orders, reconciled_positions, performance, kill_switch]
+          submitted_orders, reconciled_positions, performance, account_view, kill_switch]
 SENSORS = [drift_rollback_sensor, paper_to_live_promotion_sensor, run_failure_alert_sensor]
 
 

@@ -14,7 +14,7 @@ from trading_pipeline.defs.resources import (
 
 DAILY_ASSETS = [
     "market_bars", "features", "predictions", "drift_report",
-    "target_portfolio", "submitted_orders", "reconciled_positions", "performance",
+    "target_portfolio", "submitted_orders", "reconciled_positions", "performance", "account_view",
 ]
 AFTER_PREDICTIONS = ["predictions", "drift_report", "target_portfolio", "submitted_orders",
                      "reconciled_positions", "performance"]

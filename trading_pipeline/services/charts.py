@@ -39,6 +39,48 @@ def equity_against_backtest_png(track: pl.DataFrame, shadow: pl.DataFrame, title
         plt.close(figure)
 
 
+def equity_and_drawdown_png(curve: pl.DataFrame, backtest: pl.DataFrame | None,
+                            benchmark: pl.DataFrame | None, title: str) -> bytes:
+    """Equity of the account against the backtest of the same sessions and a benchmark (each a
+    frame of session, equity; either may be None or empty), with the account's drawdown below."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, PercentFormatter
+
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(7, 4.2), dpi=90, sharex=True,
+                                         gridspec_kw={"height_ratios": [3, 1]})
+    try:
+        top.plot(curve["session"].to_list(), curve["equity"].to_list(), label="account", linewidth=1.6)
+        for frame, label, style in ((backtest, "backtest, same sessions", "--"),
+                                    (benchmark, "universe, equal weight", ":")):
+            if frame is not None and frame.height:
+                top.plot(frame["session"].to_list(), frame["equity"].to_list(), label=label,
+                         linewidth=1.2, linestyle=style)
+        top.set_title(title, fontsize=10)
+        top.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"${v:,.0f}"))
+        top.grid(alpha=0.3)
+        top.legend(fontsize=8)
+        bottom.fill_between(curve["session"].to_list(), (curve["drawdown"] * 100).to_list(), 0,
+                            color="tab:red", alpha=0.35)
+        bottom.set_ylabel("drawdown", fontsize=8)
+        bottom.yaxis.set_major_formatter(PercentFormatter(decimals=1))
+        bottom.grid(alpha=0.3)
+        locator = mdates.AutoDateLocator(maxticks=8)
+        bottom.xaxis.set_major_locator(locator)
+        bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        buffer = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            figure.tight_layout()
+            figure.savefig(buffer, format="png")
+        return buffer.getvalue()
+    finally:
+        plt.close(figure)
+
+
 def markdown_image(png: bytes, alt: str) -> str:
     """A Markdown image the Dagster UI shows inline in asset metadata."""
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"

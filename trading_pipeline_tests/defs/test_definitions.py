@@ -9,7 +9,7 @@ def test_definitions_list_every_asset_job_schedule_and_sensor(small_settings):
     defs = build_definitions(small_settings())
     assets = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
     assert assets == {"market_bars", "features", "trained_model", "predictions", "drift_report",
-                      "target_portfolio", "submitted_orders", "reconciled_positions", "performance",
+                      "target_portfolio", "submitted_orders", "reconciled_positions", "performance", "account_view",
                       "kill_switch"}
     jobs = {job.name for job in defs.resolve_all_job_defs()}
     assert {"daily_trading_job", "training_job", "emergency_stop_job", "clear_kill_switch_job"} <= jobs

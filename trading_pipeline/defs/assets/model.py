@@ -11,6 +11,7 @@ from trading_pipeline.domain.features import FEATURE_COLUMNS, MIN_HISTORY_SESSIO
 from trading_pipeline.domain.model import NoQualifyingModel
 from trading_pipeline.services import drift as drift_service
 from trading_pipeline.services import modeling
+from trading_pipeline.services.report_links import DEFAULT_KEEP_SESSIONS, publish_drift_report
 from trading_pipeline.storage import market_store
 
 
@@ -142,9 +143,13 @@ def drift_report(
         decay=strategy.decay_policy(), horizon=strategy.label_horizon,
     )
     result, decay = report.drift, report.decay
+    link = _publish(context, model_store, report.model_version, result.html_path or html,
+                    DEFAULT_KEEP_SESSIONS)
     return dg.MaterializeResult(metadata={
+        **({"report_url": dg.MetadataValue.url(link)} if link else {}),
         "severity": report.severity, "data_severity": result.severity, "reasons": report.reasons,
-        "drifted_share": float(result.drifted_share),
+        # rounded: read as a percentage, plotted by session
+        "drifted_share": round(float(result.drifted_share), 4),
         "drifted_columns": int(result.drifted_count), "model_version": report.model_version,
         "prediction_drift_score": float(result.prediction_drift_score),
         "prediction_drifted": bool(result.prediction_drifted),
@@ -157,3 +162,21 @@ def drift_report(
         "report": dg.MetadataValue.path(str(html)),
         "columns": markdown_table(result.per_column, max_rows=40),
     })
+
+
+def _publish(context, model_store: ModelStoreResource, version: str, html, keep: int) -> str | None:
+    """The report as an MLflow artifact of the version's run (a link that opens it), with the
+    retention rule applied; a failure here leaves the recorded report as it is and is logged."""
+    from pathlib import Path
+
+    if not Path(html).is_file():
+        return None
+    try:
+        published = publish_drift_report(model_store.registry(), version, Path(html), keep=keep)
+    except Exception as error:  # noqa: BLE001 - the drift figures are recorded; the link is a convenience
+        context.log.warning(f"drift report not published to MLflow ({type(error).__name__}: {error}); "
+                            f"it is at {html}")
+        return None
+    if published.removed:
+        context.log.info(f"retention: removed {len(published.removed)} older drift reports")
+    return published.url
