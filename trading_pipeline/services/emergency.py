@@ -22,6 +22,7 @@ from trading_pipeline.domain.orders import (
     QUANTITY_EPSILON,
     OrderIntent,
     OrderPurpose,
+    OrderStatusReport,
     Side,
     make_client_order_id,
 )
@@ -96,20 +97,30 @@ class EmergencyStopResult:
 
 def emergency_stop(broker: Broker, ledger: Ledger, *, flatten: bool, keys: FlattenKeys) -> EmergencyStopResult:
     result = EmergencyStopResult(session=account_session(broker))
-    for order in broker.open_orders():
-        recorded = ledger.order(order.client_order_id)
-        if recorded is not None and recorded["strategy"] == STRATEGY:
-            continue  # an earlier stop's closing order: cancelling it would leave the position open
-        report = broker.cancel(order.client_order_id)
-        if recorded is not None:
+    # Cancel at the broker first and record afterwards: a daily run writing the warehouse must
+    # not hold the cancels back. An earlier stop's closing orders stay: they only reduce risk,
+    # and cancelling them would leave the positions open.
+    reports = [broker.cancel(order.client_order_id) for order in broker.open_orders()
+               if not _is_closing_order(order, result.session)]
+    for report in reports:
+        if ledger.order(report.client_order_id) is not None:
             ledger.record_status(report)
-        result.canceled.append(order.client_order_id)
+        result.canceled.append(report.client_order_id)
     if flatten:
         result.refusals = flatten_refusals(keys)
         for position in broker.positions():
             if abs(position.quantity) > QUANTITY_EPSILON:
                 _close(broker, ledger, position.symbol, position.quantity, result)
     return result
+
+
+_ATTEMPTS_RECOGNISED = 20  # closing orders per symbol and session an emergency stop leaves working
+
+
+def _is_closing_order(order: OrderStatusReport, session: date) -> bool:
+    """Whether the order is one of this session's emergency closing orders, from its id alone."""
+    return any(order.client_order_id == _closing_intent(order.symbol, order.side, 1.0, session, attempt).client_order_id
+               for attempt in range(1, _ATTEMPTS_RECOGNISED + 1))
 
 
 FINISHED = frozenset({"filled", "canceled", "expired", "rejected"})  # an order that can do no more

@@ -110,3 +110,30 @@ def test_the_kill_switch_asset_shows_the_state_and_history_as_each_job_changes_i
 def test_the_kill_switch_is_an_asset_of_the_code_location(small_settings):
     defs = build_definitions(small_settings())
     assert KILL_SWITCH_KEY in defs.resolve_asset_graph().get_all_asset_keys()
+
+
+def test_a_venue_s_open_orders_are_cancelled_while_another_process_holds_the_warehouse(tmp_path):
+    """Cancels go to the broker before anything is read or written in the warehouse."""
+    import duckdb
+
+    from trading_pipeline.brokers.alpaca import AlpacaBroker, AlpacaConfig
+    from trading_pipeline.domain.orders import OrderType
+    from trading_pipeline.services.emergency import FlattenKeys, emergency_stop
+    from trading_pipeline_tests.brokers.fakes.alpaca import DEFAULT_PRICES, FakeAlpaca, FakeAlpacaServer
+    from trading_pipeline_tests.defs.test_emergency_kill_switch_store import warehouse_locked_by_another_process
+
+    fake = FakeAlpaca("FAKEKEYID-SHOULD-NOT-LEAK", "FAKESECRET-SHOULD-NOT-LEAK")
+    symbol = next(iter(DEFAULT_PRICES))
+    path = tmp_path / "warehouse.duckdb"
+    Warehouse(path).execute("select 1")
+    with FakeAlpacaServer(fake), AlpacaBroker(AlpacaConfig(
+            "FAKEKEYID-SHOULD-NOT-LEAK", "FAKESECRET-SHOULD-NOT-LEAK", paper=True, url_override=fake.url,
+            timeout_seconds=2.0)) as broker:
+        broker.submit(OrderIntent(client_order_id="resting-buy", symbol=symbol, side=Side.BUY, quantity=1,
+                                  order_type=OrderType.LIMIT, limit_price=1.0, session=CLOCK, strategy="daily_ml"))
+        keys = FlattenKeys(trading_env="paper", live_enabled=False, dry_run=False, confirmation="",
+                           account=broker.name)
+        with warehouse_locked_by_another_process(path):
+            with pytest.raises(duckdb.IOException):  # recording waits for the warehouse, in vain here
+                emergency_stop(broker, Ledger(Warehouse(path, lock_wait_seconds=1.0)), flatten=False, keys=keys)
+        assert not fake.order("resting-buy").is_open  # but the broker cancelled it first
