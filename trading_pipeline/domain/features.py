@@ -1,39 +1,36 @@
 """Point-in-time features: the row for session D uses only bars on or before D.
 
 Every rolling value is computed per symbol over rows ordered by session (a missing bar
-shortens nothing: windows count rows, not calendar days). Cross-sectional ranks are taken
-within one session, so they too use nothing after D. Rows without enough history hold nulls.
+shortens nothing: windows count rows, not calendar days). Cross-sectional values (ranks,
+z-scores, market-relative returns) are taken within one session, so they too use nothing after
+D. Rows without enough history hold nulls. The factors and their windows are declared once in
+`domain/factors/library.py`; a feature set (`small`: the loop's 15 features, `alpha`: those and
+the Alpha158-style library) picks which are computed.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
+from trading_pipeline.domain.factors import FEATURE_SETS, CrossSectional, FeatureSet, feature_set
 from trading_pipeline.domain.market.bars import BAR_SCHEMA
 
-# Sessions of bars needed before D for every feature of D to be non-null (ret_60, vol_60).
-MIN_HISTORY_SESSIONS = 60
+DEFAULT_FEATURE_SET = "small"
+FEATURE_COLUMNS: tuple[str, ...] = FEATURE_SETS[DEFAULT_FEATURE_SET].columns
+# Sessions of bars needed before D for every feature of D to be non-null (ret_60, roc_60): the
+# longest lookback of any set, less D itself.
+MIN_HISTORY_SESSIONS = max(fs.lookback for fs in FEATURE_SETS.values()) - 1
 
-_RANKED = ("ret_5", "ret_20", "vol_20", "volume_ratio_20")
-
-FEATURE_COLUMNS: tuple[str, ...] = (
-    "ret_1",
-    "ret_5",
-    "ret_20",
-    "ret_60",
-    "vol_20",
-    "vol_60",
-    "volume_ratio_20",
-    "log_dollar_volume_20",
-    "range_rel",
-    "range_rel_20",
-    "dist_high_20",
-    *(f"rank_{name}" for name in _RANKED),
-)
+_SYMBOL = "__symbol_code"  # integer code of the symbol: grouping on it is cheaper than on text
 
 
 class BarsError(ValueError):
     """Bars that features or labels cannot be computed from."""
+
+
+def feature_columns(name: str = DEFAULT_FEATURE_SET) -> tuple[str, ...]:
+    """The columns `compute_features(bars, name)` returns after `session, symbol`."""
+    return feature_set(name).columns
 
 
 def require_bar_frame(bars: pl.DataFrame) -> pl.DataFrame:
@@ -88,38 +85,45 @@ def cross_sectional_rank(column: str) -> pl.Expr:
     )
 
 
+def _cross_sectional(view: CrossSectional) -> pl.Expr:
+    if view.kind == "rank":
+        return cross_sectional_rank(view.source).alias(view.name)
+    value = pl.col(view.source)
+    mean = value.mean().over("session")
+    if view.kind == "demean":
+        return (value - mean).alias(view.name)
+    std = value.std().over("session")
+    return pl.when(std > 0).then((value - mean) / std).otherwise(None).alias(view.name)
+
+
 def _finite_or_null(name: str) -> pl.Expr:
     value = pl.col(name)
     return pl.when(value.is_finite()).then(value).otherwise(None).alias(name)
 
 
-def compute_features(bars: pl.DataFrame) -> pl.DataFrame:
-    """`session, symbol, *FEATURE_COLUMNS` for every bar, sorted by session then symbol."""
-    # Rows come sorted by session; `.over("symbol")` keeps that order inside each symbol, so
-    # shifts and rolling windows look back in time only.
+def compute_features(bars: pl.DataFrame, feature_set_name: str = DEFAULT_FEATURE_SET) -> pl.DataFrame:
+    """`session, symbol, *feature_columns(feature_set_name)` for every bar, sorted by session
+    then symbol."""
+    chosen: FeatureSet = feature_set(feature_set_name)
     bars = require_bar_frame(bars)
-    price = pl.col("adj_close")
-    daily_return = price / price.shift(1) - 1
-    range_rel = (pl.col("high") - pl.col("low")) / pl.col("close")
-
-    per_symbol = bars.with_columns(
-        daily_return.over("symbol").alias("ret_1"),
-        (price / price.shift(5) - 1).over("symbol").alias("ret_5"),
-        (price / price.shift(20) - 1).over("symbol").alias("ret_20"),
-        (price / price.shift(60) - 1).over("symbol").alias("ret_60"),
-        (pl.col("volume") / pl.col("volume").rolling_mean(20)).over("symbol").alias("volume_ratio_20"),
-        # Dollar volume uses the traded (unadjusted) close: it measures liquidity that day.
-        (pl.col("close") * pl.col("volume")).rolling_mean(20).log1p().over("symbol")
-        .alias("log_dollar_volume_20"),
-        range_rel.alias("range_rel"),
-        range_rel.rolling_mean(20).over("symbol").alias("range_rel_20"),
-        (price / price.rolling_max(20) - 1).over("symbol").alias("dist_high_20"),
-    ).with_columns(
-        pl.col("ret_1").rolling_std(20).over("symbol").alias("vol_20"),
-        pl.col("ret_1").rolling_std(60).over("symbol").alias("vol_60"),
+    ret_1 = next(f for f in FEATURE_SETS["small"].factors if f.name == "ret_1")
+    # Rows come sorted by session; `.over(symbol)` keeps that order inside each symbol, so
+    # shifts and rolling windows look back in time only.
+    scale = pl.col("adj_close") / pl.col("close")
+    inputs = [ret_1.build().over(_SYMBOL).alias("ret_1")]
+    if chosen.name != "small":  # the small set needs no adjusted range or log volume
+        inputs += [(pl.col("high") * scale).alias("adj_high"), (pl.col("low") * scale).alias("adj_low"),
+                   pl.col("volume").log1p().alias("log_volume")]
+    per_symbol = [f for f in chosen.factors if f.name != "ret_1"]
+    return (
+        bars.lazy()
+        .with_columns(pl.col("symbol").cast(pl.Categorical).to_physical().alias(_SYMBOL))
+        .with_columns(inputs)
+        # a factor of one row needs no grouping
+        .with_columns((f.build() if f.lookback == 1 else f.build().over(_SYMBOL)).alias(f.name)
+                      for f in per_symbol)
+        .with_columns(_finite_or_null(f.name) for f in chosen.factors)
+        .with_columns(_cross_sectional(view) for view in chosen.cross_sectional)
+        .select("session", "symbol", *chosen.columns)
+        .collect()
     )
-    raw = [name for name in FEATURE_COLUMNS if not name.startswith("rank_")]
-    cleaned = per_symbol.with_columns(_finite_or_null(name) for name in raw)
-    return cleaned.with_columns(
-        cross_sectional_rank(name).alias(f"rank_{name}") for name in _RANKED
-    ).select("session", "symbol", *FEATURE_COLUMNS)

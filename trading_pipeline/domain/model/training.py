@@ -1,7 +1,12 @@
 """Train the LightGBM ranker-by-regression and a Ridge baseline on walk-forward folds.
 
 Out-of-sample figures come from the folds (each validation block scored by a model that never
-saw a label overlapping it); the final model is then fitted on every labelled row.
+saw a label overlapping it); the final model is then fitted on every labelled row. Each fold
+also trains a shuffled-label control (the same LightGBM on labels permuted within each
+session): what a model that learnt nothing scores on the same rows, for the signal gate.
+With a `param_grid`, each fold picks its LightGBM parameters on its own training sessions (an
+inner walk-forward split), never on its validation block; the final model picks them the
+same way on all its rows.
 lightgbm and scikit-learn are imported on first use: together they take seconds to import,
 and every process that loads the Dagster definitions imports this module.
 """
@@ -19,8 +24,10 @@ import polars as pl
 
 from trading_pipeline.domain.calendar import next_session, sessions_between
 from trading_pipeline.domain.features import FEATURE_COLUMNS
+from trading_pipeline.domain.model.signal import SignalRules, SignalVerdict, signal_test
 from trading_pipeline.domain.model.validation import (
     Fold,
+    daily_information_coefficients,
     prediction_metrics,
     walk_forward_splits,
 )
@@ -53,6 +60,17 @@ DEFAULT_LGBM_PARAMS: dict[str, Any] = {
 }
 BASELINE_ALPHA = 1.0
 
+# Candidates the walk-forward chooses between when tuning is on (TRADING_TUNE_LGBM): the
+# default stumps, and two deeper, more regularised shapes that suit many features.
+PARAM_GRID: tuple[dict[str, Any], ...] = (
+    {},
+    {"num_leaves": 7, "max_depth": 3, "min_child_samples": 500, "n_estimators": 200,
+     "learning_rate": 0.03, "colsample_bytree": 0.3},
+    {"num_leaves": 15, "max_depth": 4, "min_child_samples": 1000, "n_estimators": 300,
+     "learning_rate": 0.02, "colsample_bytree": 0.3, "reg_lambda": 50.0},
+)
+INNER_VALIDATION_SHARE = 0.25  # of a fold's training sessions, held out to choose parameters
+
 
 class TrainingDataError(ValueError):
     """Features and labels that a model cannot be trained on."""
@@ -83,6 +101,12 @@ class TrainingResult:
     # The last session whose prices the labels used (the last label's end): a session is scored
     # by this model only if it comes after this one. None: derived from last_session + horizon.
     labels_end: date | None = None
+    # The shuffled-label control on the same folds (None: trained without one) and the signal
+    # gate's verdict on the LightGBM against it.
+    control_metrics: Mapping[str, float] | None = None
+    signal: SignalVerdict | None = None
+    sample_weight_halflife: int | None = None  # sessions; None: every row weighs the same
+    fold_params: tuple[Mapping[str, Any], ...] = ()  # the parameters each fold chose
 
     @property
     def training_end(self) -> date:
@@ -162,34 +186,90 @@ def _baseline() -> Pipeline:
     )
 
 
-def _fit_pair(
-    rows: pl.DataFrame, columns: Sequence[str], params: Mapping[str, Any]
-) -> tuple[lgb.LGBMRegressor, Pipeline]:
+def recency_weights(sessions: pl.Series, halflife: int | None) -> np.ndarray | None:
+    """Weight 0.5 ** (age / halflife) per row, age in sessions before the newest one; None
+    when every row weighs the same."""
+    if halflife is None:
+        return None
+    order = sessions.rank(method="dense").cast(pl.Float64).to_numpy()
+    return np.power(0.5, (order.max() - order) / halflife)
+
+
+def _fit_lgbm(rows: pl.DataFrame, columns: Sequence[str], params: Mapping[str, Any],
+              label: str = "label", halflife: int | None = None) -> lgb.LGBMRegressor:
     import lightgbm as lgb
 
-    x = feature_matrix(rows, columns)
-    y = rows["label"].to_numpy()
-    model = lgb.LGBMRegressor(**params).fit(x, y, feature_name=list(columns))
-    baseline = _baseline().fit(x, y)
+    return lgb.LGBMRegressor(**params).fit(
+        feature_matrix(rows, columns), rows[label].to_numpy(), feature_name=list(columns),
+        sample_weight=recency_weights(rows["session"], halflife))
+
+
+def _fit_pair(
+    rows: pl.DataFrame, columns: Sequence[str], params: Mapping[str, Any], halflife: int | None = None
+) -> tuple[lgb.LGBMRegressor, Pipeline]:
+    model = _fit_lgbm(rows, columns, params, halflife=halflife)
+    weights = recency_weights(rows["session"], halflife)
+    baseline = _baseline().fit(feature_matrix(rows, columns), rows["label"].to_numpy(),
+                               ridge__sample_weight=weights)
     return model, baseline
 
 
+def shuffle_within_sessions(rows: pl.DataFrame, seed: int) -> pl.Series:
+    """The label permuted among the rows of each session: the same distribution per session,
+    no link to the features."""
+    keys = np.random.default_rng(seed).random(rows.height)
+    shuffled = (rows.select("session", "label").with_columns(pl.Series("_key", keys))
+                .with_columns(pl.col("label").sort_by("_key").over("session")))
+    return shuffled["label"].alias("shuffled_label")
+
+
+def choose_params(rows: pl.DataFrame, columns: Sequence[str], base: Mapping[str, Any],
+                  grid: Sequence[Mapping[str, Any]], gap: int, halflife: int | None) -> dict[str, Any]:
+    """The candidate of `grid` (each a change to `base`) with the best mean daily rank IC on the
+    last INNER_VALIDATION_SHARE of `rows`' sessions, trained on the sessions `gap` before them.
+    Only `rows` are seen: pass a fold's training rows, never its validation block."""
+    candidates = [{**base, **change} for change in grid]
+    sessions = rows["session"].unique().sort()
+    held = max(1, int(len(sessions) * INNER_VALIDATION_SHARE))
+    if len(candidates) == 1 or len(sessions) - held - gap < max(20, held):
+        return candidates[0]  # too few sessions to tell candidates apart
+    valid_from, train_to = sessions[len(sessions) - held], sessions[len(sessions) - held - gap - 1]
+    train = rows.filter(pl.col("session") <= train_to)
+    valid = rows.filter(pl.col("session") >= valid_from)
+    x_valid = feature_matrix(valid, columns)
+    scores = []
+    for candidate in candidates:
+        predicted = valid.select("session", "forward_return").with_columns(pl.Series(
+            "prediction", _fit_lgbm(train, columns, candidate, halflife=halflife).booster_.predict(x_valid)))
+        daily = daily_information_coefficients(predicted)["rank_ic"].drop_nans()
+        scores.append(float(daily.mean()) if daily.len() else -math.inf)
+    return candidates[int(np.argmax(scores))]
+
+
 def _fold_rows(
-    folds: Sequence[Fold], rows: pl.DataFrame, columns: Sequence[str], params: Mapping[str, Any]
-) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
-    predictions, windows = [], []
+    folds: Sequence[Fold], rows: pl.DataFrame, columns: Sequence[str], params: Mapping[str, Any],
+    *, grid: Sequence[Mapping[str, Any]] | None, gap: int, halflife: int | None, control: bool,
+    seed: int,
+) -> tuple[pl.DataFrame, list[dict[str, Any]], list[dict[str, Any]]]:
+    predictions, windows, chosen = [], [], []
     for fold in folds:
         train = rows.filter(pl.col("session").is_in(fold.train_sessions))
         valid = rows.filter(pl.col("session").is_in(fold.validation_sessions))
-        model, baseline = _fit_pair(train, columns, params)
+        fold_params = choose_params(train, columns, params, grid, gap, halflife) if grid else dict(params)
+        chosen.append(fold_params)
+        model, baseline = _fit_pair(train, columns, fold_params, halflife)
         x_valid = feature_matrix(valid, columns)
-        predictions.append(
-            valid.select("session", "symbol", "forward_return", "label").with_columns(
-                pl.lit(fold.index).alias("fold"),
-                pl.Series("prediction", model.booster_.predict(x_valid), pl.Float64),
-                pl.Series("baseline_prediction", baseline.predict(x_valid), pl.Float64),
-            )
+        scored = valid.select("session", "symbol", "forward_return", "label").with_columns(
+            pl.lit(fold.index).alias("fold"),
+            pl.Series("prediction", model.booster_.predict(x_valid), pl.Float64),
+            pl.Series("baseline_prediction", baseline.predict(x_valid), pl.Float64),
         )
+        if control:
+            noise = train.with_columns(shuffle_within_sessions(train, seed + 7919 * (fold.index + 1)))
+            control_model = _fit_lgbm(noise, columns, fold_params, label="shuffled_label", halflife=halflife)
+            scored = scored.with_columns(
+                pl.Series("control_prediction", control_model.booster_.predict(x_valid), pl.Float64))
+        predictions.append(scored)
         windows.append({
             "fold": fold.index,
             "train_start": fold.train_start,
@@ -199,7 +279,7 @@ def _fold_rows(
             "train_rows": train.height,
             "validation_rows": valid.height,
         })
-    return pl.concat(predictions), windows
+    return pl.concat(predictions), windows, chosen
 
 
 def _fold_metrics(oos: pl.DataFrame, windows: list[dict[str, Any]]) -> pl.DataFrame:
@@ -222,10 +302,17 @@ def train_model(
     seed: int = 0,
     min_train_sessions: int | None = None,
     feature_columns: Sequence[str] = FEATURE_COLUMNS,
+    param_grid: Sequence[Mapping[str, Any]] | None = None,
+    sample_weight_halflife: int | None = None,
+    control: bool = True,
+    signal_rules: SignalRules = SignalRules(),
 ) -> TrainingResult:
-    """Walk-forward out-of-sample metrics for LightGBM and the Ridge baseline, then both
-    refitted on every labelled row. `params` override DEFAULT_LGBM_PARAMS; `seed` wins over
-    any seed in them. `min_train_sessions` defaults to half of the labelled sessions."""
+    """Walk-forward out-of-sample metrics for LightGBM, the Ridge baseline and (with `control`)
+    the shuffled-label control, then LightGBM and Ridge refitted on every labelled row.
+    `params` override DEFAULT_LGBM_PARAMS; `seed` wins over any seed in them; `param_grid`
+    (changes to those params, e.g. PARAM_GRID) is searched on training sessions only.
+    `sample_weight_halflife` (sessions) weighs recent rows more. `min_train_sessions` defaults
+    to half of the labelled sessions."""
     columns = tuple(feature_columns)
     rows = _training_rows(features, labels, columns)
     sessions = rows["session"].unique().sort().to_list()
@@ -234,8 +321,14 @@ def train_model(
     merged = {**DEFAULT_LGBM_PARAMS, **(params or {}), "random_state": seed}
     merged.pop("seed", None)  # one seed only: random_state
 
-    oos, windows = _fold_rows(folds, rows, columns, merged)
-    model, baseline = _fit_pair(rows, columns, merged)
+    if sample_weight_halflife is not None and sample_weight_halflife < 1:
+        raise ValueError(f"sample_weight_halflife must be at least 1 session, got {sample_weight_halflife}")
+    grid = list(param_grid) if param_grid else None
+    gap = horizon + embargo
+    oos, windows, fold_params = _fold_rows(folds, rows, columns, merged, grid=grid, gap=gap,
+                                           halflife=sample_weight_halflife, control=control, seed=seed)
+    final_params = choose_params(rows, columns, merged, grid, gap, sample_weight_halflife) if grid else merged
+    model, baseline = _fit_pair(rows, columns, final_params, sample_weight_halflife)
     booster = model.booster_
     importance = pl.DataFrame({
         "feature": list(columns),
@@ -246,7 +339,7 @@ def train_model(
         model=model,
         baseline_model=baseline,
         feature_columns=columns,
-        params=merged,
+        params=final_params,
         metrics=prediction_metrics(oos, "prediction"),
         baseline_metrics=prediction_metrics(oos, "baseline_prediction"),
         fold_metrics=_fold_metrics(oos, windows),
@@ -262,6 +355,10 @@ def train_model(
         seed=seed,
         min_train_sessions=min_train,
         labels_end=labels_end_session(sessions[-1], horizon),
+        control_metrics=prediction_metrics(oos, "control_prediction") if control else None,
+        signal=signal_test(oos, horizon=horizon, rules=signal_rules) if control else None,
+        sample_weight_halflife=sample_weight_halflife,
+        fold_params=tuple(fold_params),
     )
 
 
@@ -272,6 +369,7 @@ def finite_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
 
 __all__ = [
     "DEFAULT_LGBM_PARAMS",
+    "PARAM_GRID",
     "TrainingDataError",
     "TrainingResult",
     "feature_matrix",
