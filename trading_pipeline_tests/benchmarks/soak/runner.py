@@ -248,6 +248,9 @@ class _Loop:
     def submit_round(self, intents: list[OrderIntent], fault: str) -> None:
         for intent in intents:
             self.intents[intent.client_order_id] = intent
+        # what a failed run left unsent is sent by the next run, as the daily loop would
+        intents = [self.intents[cid] for cid in self.unresolved] + intents
+        self.unresolved = {}
         crash_at = None
         if fault in RUNNER_FAULTS:
             crash_at = self.rng.randint(1, len(intents))
@@ -344,7 +347,7 @@ def _score(truth: VenueTruth, ledger: Ledger, loop: _Loop, figures: SoakFigures)
             figures.breaks_raised += 1
             figures.breaks_explained += 1
             figures.breaks_without_order += 0 if held else 1
-        elif cid in loop.unresolved:
+        elif cid in loop.unresolved:  # the last run failed on it and no later run came
             figures.breaks_raised += 1
             figures.notes.append(f"unexplained: {cid} left {status}: {loop.unresolved[cid]}")
         if not held and not explained:

@@ -118,7 +118,6 @@ class IbkrSoakHarness:
 @contextmanager
 def open_harness(rng: random.Random) -> Iterator[IbkrSoakHarness]:
     fake = FakeTws(prices={s: 100.0 for s in IbkrSoakHarness.symbols}).start()
-    fake.client_id_grace = 0.0  # each re-run connects as a new client id anyway
     try:
         yield IbkrSoakHarness(fake, rng)
     finally:
