@@ -242,7 +242,11 @@ class Ledger:
     # -- fills and positions -----------------------------------------------------
 
     def record_fills(self, fills: Iterable[FillReport], broker: str, session: date) -> int:
-        """Append fills not yet recorded (by fill id); returns how many were new."""
+        """Append fills not yet recorded (by fill id); returns how many were new.
+
+        A fill already recorded whose figures changed (a venue's execution correction, a
+        commission reported after the fill) is revised in place, never added again, and each
+        revision is kept in `ledger_fill_revisions` with the figures it replaced."""
         rows = [
             {"fill_id": f.fill_id, "client_order_id": f.client_order_id, "broker": broker,
              "symbol": f.symbol, "side": str(f.side), "quantity": f.quantity, "price": f.price,
@@ -254,8 +258,19 @@ class Ledger:
         if not rows:
             return 0
         incoming = pl.DataFrame(rows)
+        now = _now()
         with self.warehouse.transaction() as con:
             before = con.execute("select count(*) from ledger_fills").fetchone()[0]
+            con.execute(
+                """insert into ledger_fill_revisions
+                   select f.fill_id, ?, f.quantity, f.price, f.commission, i.quantity, i.price, i.commission
+                   from ledger_fills f join incoming i using (fill_id)
+                   where f.quantity <> i.quantity or f.price <> i.price or f.commission <> i.commission""",
+                [now])
+            con.execute(
+                """update ledger_fills f set quantity = i.quantity, price = i.price, commission = i.commission
+                   from incoming i where f.fill_id = i.fill_id
+                   and (f.quantity <> i.quantity or f.price <> i.price or f.commission <> i.commission)""")
             con.execute(
                 """insert into ledger_fills select * from incoming
                    where fill_id not in (select fill_id from ledger_fills)"""

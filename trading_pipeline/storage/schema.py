@@ -49,6 +49,18 @@ create table if not exists ledger_fills (
     filled_at timestamp not null,
     recorded_session date not null
 );
+-- A recorded fill the venue later revised (an execution correction, a late commission): the
+-- figures it had before and after. ledger_fills holds the latest; nothing is counted twice.
+create table if not exists ledger_fill_revisions (
+    fill_id varchar not null,
+    recorded_at timestamp not null,
+    old_quantity double not null,
+    old_price double not null,
+    old_commission double not null,
+    new_quantity double not null,
+    new_price double not null,
+    new_commission double not null
+);
 create table if not exists ledger_positions (
     session date not null,
     broker varchar not null,

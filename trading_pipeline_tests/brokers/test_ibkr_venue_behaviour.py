@@ -216,8 +216,6 @@ def test_execution_times_without_a_zone_are_read_in_the_tws_zone(fake, host_in_t
 # what the ledger must do with them (record_fills is the order path's; see the note)
 
 
-@pytest.mark.xfail(strict=True, reason="Ledger.record_fills keeps the first row per fill_id; it "
-                   "must replace a row whose fill_id matches with different figures")
 def test_the_ledger_takes_the_corrected_price_and_the_late_commission(fake, tmp_path):
     from trading_pipeline.storage.ledger import Ledger
     from trading_pipeline.storage.warehouse import Warehouse
@@ -236,3 +234,6 @@ def test_the_ledger_takes_the_corrected_price_and_the_late_commission(fake, tmp_
     rows = ledger.fills(name)
     assert rows["quantity"].sum() == 10
     assert (rows["price"].to_list(), rows["commission"].to_list()) == ([100.5], [1.0])
+    revisions = ledger.warehouse.query("select old_price, new_price, old_commission, new_commission "
+                                       "from ledger_fill_revisions order by recorded_at")
+    assert revisions.rows() == [(100.0, 100.5, 0.0, 1.0)]
