@@ -184,15 +184,13 @@ def run_backtest(scores: pl.DataFrame, bars: pl.DataFrame,
     """
     scores, bars = _checked_inputs(scores, bars, config)
     sessions = scores["session"].unique().sort().to_list()
-    bars_by_session = {key[0]: frame for key, frame in
-                       bars.filter(pl.col("session").is_in(sessions)).partition_by(
-                           "session", as_dict=True, maintain_order=True).items()}
+    prices = _Prices(bars.filter(pl.col("session").is_in(sessions)))
     scores_by_session = {key[0]: frame.select("symbol", "score") for key, frame in
                          scores.partition_by("session", as_dict=True, maintain_order=True).items()}
     returns = _Returns(bars)
 
-    venue = _Venue(config.execution, config.initial_cash)
-    venue.start(sessions[0], _bars(bars_by_session[sessions[0]]))
+    venue = _Venue(config.execution, config.initial_cash, prices)
+    venue.start(0)
     daily: list[dict] = []
     position_rows: list[dict] = []
     fill_rows: list[dict] = []
@@ -202,14 +200,14 @@ def run_backtest(scores: pl.DataFrame, bars: pl.DataFrame,
     for index, session in enumerate(sessions):
         fills: list[FillReport] = []
         if index:
-            fills = venue.advance(session, _bars(bars_by_session[session]))
+            fills = venue.advance(index)
         figures = venue.account()
         previous_equity = history[-1][1] if history else figures.equity
         history.append((session, figures.equity))
         decided = _Decided()
         if index < len(sessions) - 1:
             decided = _decide(session, venue, figures, scores_by_session[session],
-                              bars_by_session[session].select("symbol", "close"),
+                              prices.closes(index),
                               returns.matrix_window(session, config.var_lookback),
                               config, engaged)
             notes.extend(decided.notes)
@@ -327,22 +325,24 @@ class _Venue:
     """The paper simulator's state (cash, positions, orders, last closes, clock) kept in memory
     and changed only by the shared venue rules, as `PaperSimulator` changes its tables."""
 
-    def __init__(self, execution: ExecutionConfig, initial_cash: float):
+    def __init__(self, execution: ExecutionConfig, initial_cash: float, prices: _Prices):
         self.execution = execution
+        self.prices = prices
+        self.row = -1  # the last session processed, a row of `prices`
         self.cash = float(initial_cash)
         self.positions: dict[str, Position] = {}
         self.open_orders: dict[str, SimOrder] = {}  # by client order id, in submission order
         self.known_ids: set[str] = set()
         self.purposes: dict[str, str] = {}
-        self.marks: dict[str, tuple[date, float]] = {}
         self.clock: date | None = None
         self.order_count = 0
 
-    def start(self, session: date, bars: dict[str, Bar]) -> None:
-        self._mark(session, bars)
+    def start(self, row: int) -> None:
+        self._mark(row)
 
-    def advance(self, session: date, bars: dict[str, Bar]) -> list[FillReport]:
-        outcome = process_session(session, bars, list(self.open_orders.values()), self.cash,
+    def advance(self, row: int) -> list[FillReport]:
+        session = self.prices.sessions[row]
+        outcome = process_session(session, self.prices.bars(row), list(self.open_orders.values()), self.cash,
                                   dict(sorted(self.positions.items())), self.execution)
         for order in outcome.orders:
             if order.status.is_open:
@@ -355,12 +355,13 @@ class _Venue:
             else:
                 self.positions[symbol] = position
         self.cash = outcome.cash
-        self._mark(session, bars)
+        self._mark(row)
         return outcome.fills
 
-    def _mark(self, session: date, bars: dict[str, Bar]) -> None:
-        self.marks.update({symbol: (session, bar.close) for symbol, bar in bars.items()})
-        self.clock = session
+    def _mark(self, row: int) -> None:
+        """The session's bars become every traded symbol's last known close (`marks`)."""
+        self.row = row
+        self.clock = self.prices.sessions[row]
 
     def account(self) -> AccountFigures:
         return account_figures(self.cash, self.positions, self.closes(),
@@ -373,7 +374,8 @@ class _Venue:
 
     def _marks_of(self, extra: tuple[str, ...]) -> dict[str, tuple[date, float]]:
         symbols = {*self.positions, *(o.symbol for o in self.open_orders.values()), *extra}
-        return {s: self.marks[s] for s in sorted(symbols) if s in self.marks}
+        marks = ((s, self.prices.mark(s, self.row)) for s in sorted(symbols))
+        return {s: mark for s, mark in marks if mark is not None}
 
     def held(self) -> dict[str, float]:
         return {s: p.quantity for s, p in sorted(self.positions.items()) if p.quantity != 0}
@@ -457,9 +459,75 @@ def _checked_inputs(scores: pl.DataFrame, bars: pl.DataFrame,
     return scores, bars
 
 
-def _bars(frame: pl.DataFrame) -> dict[str, Bar]:
-    return {symbol: Bar(*numbers) for symbol, *numbers in
-            frame.select("symbol", "open", "high", "low", "close", "volume").iter_rows()}
+class _Prices:
+    """The scored sessions' bars as (sessions x symbols) arrays, NaN where a symbol has no bar.
+
+    A session's bars are a mapping built on lookup (`bars`): the venue reads the bars of the
+    symbols it has orders in, a few of thousands. A symbol's mark (its last close and the session
+    it is from, as the paper simulator keeps them) is read through the row of its latest bar."""
+
+    def __init__(self, bars: pl.DataFrame):
+        sessions = bars["session"].unique().sort()
+        self.sessions: list[date] = sessions.to_list()
+        self.symbols: list[str] = bars["symbol"].unique().sort().to_list()
+        self.column = {symbol: i for i, symbol in enumerate(self.symbols)}
+        self._symbol_series = pl.Series("symbol", self.symbols, dtype=pl.String)
+        self.fields = {name: _scatter(bars, name, self.sessions, self.symbols)
+                       for name in ("open", "high", "low", "close", "volume")}
+        has_bar = ~np.isnan(self.fields["close"])
+        row_numbers = np.where(has_bar, np.arange(len(self.sessions))[:, None], -1)
+        self.latest_row = np.maximum.accumulate(row_numbers, axis=0).astype(np.int32)
+
+    def bars(self, row: int) -> _SessionBars:
+        return _SessionBars(self, row)
+
+    def closes(self, row: int) -> pl.DataFrame:
+        """symbol, close of the session's bars, in symbol order."""
+        close = self.fields["close"][row]
+        traded = ~np.isnan(close)
+        return pl.DataFrame({"symbol": self._symbol_series.filter(traded), "close": close[traded]})
+
+    def mark(self, symbol: str, row: int) -> tuple[date, float] | None:
+        column = self.column.get(symbol)
+        if column is None or row < 0:
+            return None
+        latest = int(self.latest_row[row, column])
+        return None if latest < 0 else (self.sessions[latest], float(self.fields["close"][latest, column]))
+
+
+class _SessionBars(Mapping):
+    """One session's bars by symbol, each `Bar` made when it is read."""
+
+    def __init__(self, prices: _Prices, row: int):
+        self.prices, self.row = prices, row
+
+    def __getitem__(self, symbol: str) -> Bar:
+        column = self.prices.column.get(symbol)
+        fields = self.prices.fields
+        if column is None or np.isnan(fields["close"][self.row, column]):
+            raise KeyError(symbol)
+        return Bar(*(float(fields[name][self.row, column])
+                     for name in ("open", "high", "low", "close", "volume")))
+
+    def __iter__(self):
+        traded = ~np.isnan(self.prices.fields["close"][self.row])
+        return (symbol for symbol, has in zip(self.prices.symbols, traded) if has)
+
+    def __len__(self) -> int:
+        return int((~np.isnan(self.prices.fields["close"][self.row])).sum())
+
+
+def _scatter(long: pl.DataFrame, value: str, sessions: list[date], symbols: list[str]) -> np.ndarray:
+    """A long frame's `value` as a (sessions x symbols) array, NaN where there is no row: what
+    a pivot gives, without polars' pivot cost at thousands of columns (40 s for 3,000)."""
+    at = long.select("session", "symbol", pl.col(value).cast(pl.Float64)).join(
+        pl.DataFrame({"session": sessions, "row": range(len(sessions))}, schema_overrides={"session": pl.Date}),
+        on="session", how="left", maintain_order="left").join(
+        pl.DataFrame({"symbol": symbols, "column": range(len(symbols))}, schema_overrides={"symbol": pl.String}),
+        on="symbol", how="left", maintain_order="left")
+    matrix = np.full((len(sessions), len(symbols)), np.nan)
+    matrix[at["row"].to_numpy(), at["column"].to_numpy()] = at[value].to_numpy()
+    return matrix
 
 
 class _Returns:
@@ -478,12 +546,10 @@ class _Returns:
             "session", "symbol",
             (pl.col("adj_close") / pl.col("adj_close").shift(1).over("symbol") - 1).alias("return"),
             pl.col("session").shift(1).over("symbol").alias("previous_session"))
-        wide = long.pivot(on="symbol", index="session", values="return").sort("session")
-        symbols = [c for c in wide.columns if c != "session"]
-        self.sessions: list[date] = wide["session"].to_list()
+        self.sessions: list[date] = long["session"].unique().sort().to_list()
         self._ordinals = [s.toordinal() for s in self.sessions]
-        self.symbols = symbols
-        self.values = wide.select(symbols).to_numpy().astype(np.float64)
+        self.symbols = symbols = long["symbol"].unique().sort().to_list()
+        self.values = _scatter(long, "return", self.sessions, symbols)
         # Returns measured across a gap in a symbol's bars (its previous bar is older than the
         # calendar's previous session): the only ones a window may have to blank. Few rows.
         calendar = sessions_between(self.sessions[0], self.sessions[-1])

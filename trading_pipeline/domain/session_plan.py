@@ -93,7 +93,7 @@ def plan_session(session: date, scores: pl.DataFrame, closes: pl.DataFrame, retu
     frame = target.frame
     if state.kill_switch_engaged and policy.flatten_on_kill_switch:
         frame = frame.clear()
-    prices = dict(closes.select("symbol", "close").iter_rows())
+    prices = dict(zip(closes["symbol"].to_list(), closes["close"].to_list()))
     intents = rebalance_orders(session, policy.strategy, frame, held, prices,
                                limits.min_order_value, state.buying_power)
     failures = tuple(c.detail for c in check_orders(intents, prices, state.buying_power, limits, held)

@@ -134,9 +134,9 @@ class ReturnMatrix:
 
     def finite_counts(self, symbols: Collection[str]) -> dict[str, int]:
         """Finite returns per symbol (0 for a symbol without a column)."""
-        present = [s for s in symbols if s in self._column]
-        counts = np.isfinite(self.values[:, [self._column[s] for s in present]]).sum(axis=0)
-        return {**{s: 0 for s in symbols}, **dict(zip(present, counts.tolist()))}
+        column = self._column
+        counts = np.isfinite(self.values).sum(axis=0).tolist()
+        return {s: counts[column[s]] if s in column else 0 for s in symbols}
 
     def columns_of(self, symbols: Sequence[str]) -> np.ndarray:
         """The symbols' columns in that order, laid out as polars' `to_numpy` lays out a frame
