@@ -238,6 +238,7 @@ class _Loop:
         return self.broker
 
     def new_day(self) -> None:
+        self.close()  # each day's run is a new process with a new adapter
         self.today += timedelta(days=1)
         self.harness.end_of_day(self.today)
         self.harness.settle(self.rng)
