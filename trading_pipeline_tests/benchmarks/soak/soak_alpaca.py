@@ -90,9 +90,12 @@ class AlpacaSoakHarness:
         with self.fake._lock:
             orders = [VenueOrder(o.client_order_id, o.id, "open" if o.is_open else _STATUS[o.status],
                                  o.filled_qty) for o in self.fake.orders]
-            # a refused order is an answer the venue gave: it holds no order, it said no
-            orders += [VenueOrder(cid, f"refused-{n}", "rejected")
-                       for n, (cid, _status, _message) in enumerate(self.fake.refusals) if cid]
+            # a send the venue refused (and never took later, on a re-run) is a rejection:
+            # the venue holds no order for it, it said no
+            held = {o.client_order_id for o in orders}
+            refused = dict.fromkeys(cid for cid, _status, _message in self.fake.refusals
+                                    if cid and cid not in held)
+            orders += [VenueOrder(cid, f"refused-{cid}", "rejected") for cid in refused]
             client_ids = {o.id: o.client_order_id for o in self.fake.orders}
             executions = [VenueExecution(a["id"], client_ids[a["order_id"]], float(a["qty"]),
                                          float(a["price"]), 0.0) for a in self.fake.activities]

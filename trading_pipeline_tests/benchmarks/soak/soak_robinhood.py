@@ -110,9 +110,11 @@ class RobinhoodSoakHarness:
                 orders.append(VenueOrder(cid, o["id"], status, o["cumulative_quantity"]))
                 executions += [VenueExecution(e["id"], cid, float(e["quantity"]), float(e["price"]), 0.0)
                                for e in o["executions"]]
-            orders += [VenueOrder(self.ref_ids.get(ref_id, f"unknown-ref-{ref_id}"), f"refused-{n}",
-                                  "rejected")
-                       for n, (ref_id, _body) in enumerate(self.fake.refusals)]
+            # a send the venue refused (and never took later, on a re-run) is a rejection
+            held = {o["ref_id"] for o in self.fake.orders.values()}
+            refused = dict.fromkeys(ref_id for ref_id, _body in self.fake.refusals if ref_id not in held)
+            orders += [VenueOrder(self.ref_ids.get(ref_id, f"unknown-ref-{ref_id}"), f"refused-{ref_id}",
+                                  "rejected") for ref_id in refused]
         return VenueTruth(orders, executions)
 
 
