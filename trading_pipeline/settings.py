@@ -99,6 +99,15 @@ class TradingSettings(BaseSettings):
     champion_margin: float = Field(default=0.005, ge=0)  # in mean daily rank IC
     challenger_window_sessions: int = Field(default=60, ge=5)
     challenger_min_sessions: int = Field(default=20, ge=1)
+    # features and labels (domain/factors, domain/labels) and how models are trained
+    feature_set: str = Field(default="small", pattern="^(small|alpha)$")
+    label_kind: str = Field(default="rank", pattern="^(rank|excess|excess_vol)$")
+    train_window_years: float | None = Field(default=None, gt=0)  # wins over train_window_sessions
+    sample_weight_halflife: int | None = Field(default=None, ge=1)  # sessions
+    tune_lgbm: bool = False
+    # the signal gate: out-of-sample rank IC against a shuffled-label control (t-statistic)
+    signal_min_t_stat: float = Field(default=2.0, ge=0)
+    without_signal: str = Field(default="trade", pattern="^(trade|hold_cash)$")
     retrain_after_rollback: bool = False
 
     # portfolio construction

@@ -142,6 +142,13 @@ class StrategyResource(dg.ConfigurableResource):
     champion_margin: float = 0.005
     challenger_window_sessions: int = 60
     challenger_min_sessions: int = 20
+    feature_set: str = "small"
+    label_kind: str = "rank"
+    train_window_years: float | None = None
+    sample_weight_halflife: int | None = None
+    tune_lgbm: bool = False
+    signal_min_t_stat: float = 2.0
+    without_signal: str = "trade"
     retrain_after_rollback: bool = False
     portfolio_mode: str = "long_only"
     weighting: str = "equal"
@@ -239,6 +246,16 @@ class StrategyResource(dg.ConfigurableResource):
 
         return SelectionRules(window=self.challenger_window_sessions, margin=self.champion_margin,
                               min_sessions=self.challenger_min_sessions)
+
+    def training_options(self):
+        from trading_pipeline.domain.model.signal import SignalRules
+        from trading_pipeline.domain.model.training import TrainingOptions
+
+        return TrainingOptions(
+            feature_set=self.feature_set, label_kind=self.label_kind,
+            window_years=self.train_window_years, sample_weight_halflife=self.sample_weight_halflife,
+            tune=self.tune_lgbm, signal=SignalRules(min_t_stat=self.signal_min_t_stat),
+            without_signal=self.without_signal)
 
     def stop_policy(self):
         from trading_pipeline.domain.risk import StopPolicy

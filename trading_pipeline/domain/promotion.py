@@ -55,6 +55,9 @@ class PromotionEvidence:
     monitor_breaches: tuple[str, ...] = ()  # the monitor's details of each breached check
     expected_sharpe: float | None = None  # the model version's backtest; None: none on record
     activity: TradingActivity = TradingActivity()
+    # The version against its shuffled-label control when trained: True passed, False failed
+    # (no better than noise), None no test on record (a version trained before the gate).
+    signal_passed: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,7 @@ def evaluate_promotion(evidence: PromotionEvidence, gates: PromotionGates) -> Pr
         "performance": not evidence.monitor_breaches,
         "expectation": evidence.expected_sharpe is not None and evidence.expected_sharpe > 0,
         **_activity_checks(evidence.activity, gates),
+        "signal": evidence.signal_passed is not False,
     }
     rejections, reviews = [], []
     if not checks["time"]:
@@ -109,6 +113,9 @@ def evaluate_promotion(evidence: PromotionEvidence, gates: PromotionGates) -> Pr
         rejections.append(f"{activity.rejected_orders} of {activity.sent_orders} orders sent were "
                           f"rejected ({activity.rejected_share:.0%}), above the "
                           f"{gates.max_rejected_share:.0%} allowed")
+    if not checks["signal"]:
+        rejections.append("the model version did not beat its shuffled-label control out of sample "
+                          "(signal gate): a model no better than noise is never promoted")
     if not checks["reconciliation"]:
         rejections.append(f"{evidence.reconciliation_breaks} reconciliation breaks in the window")
     if not checks["risk"]:

@@ -19,7 +19,7 @@ from trading_pipeline.domain.calendar import (
     previous_session,
     sessions_back,
 )
-from trading_pipeline.domain.features import FEATURE_COLUMNS, MIN_HISTORY_SESSIONS, compute_features
+from trading_pipeline.domain.features import MIN_HISTORY_SESSIONS, compute_features
 from trading_pipeline.domain.labels import forward_return_labels
 from trading_pipeline.domain.model import (
     ModelRegistry,
@@ -31,6 +31,7 @@ from trading_pipeline.domain.model import (
     compare_on_recent_window,
     train_model,
 )
+from trading_pipeline.domain.model.training import PARAM_GRID, TrainingOptions
 from trading_pipeline.storage import market_store
 from trading_pipeline.storage.ledger import Ledger
 from trading_pipeline.storage.warehouse import Warehouse
@@ -43,6 +44,7 @@ TRAINING_END_COLUMN = "model_training_end"  # on every prediction row: the versi
 AS_OF_TAG = "as_of"  # the date a version was trained as of (its bars end on or before it)
 POINT_IN_TIME_TAG = "point_in_time"  # "true": trained for backfills, before the champion's end
 CHAMPION_SET_TAG = "alias.champion.set_at"  # written by ModelRegistry.set_alias
+SIGNAL_TAG = "signal_gate"  # "passed" or "failed": the version against its shuffled-label control
 
 
 class NotEnoughHistory(RuntimeError):
@@ -72,7 +74,7 @@ def parse_as_of(text: str | date | None) -> date | None:
 
 def train_as_of(warehouse: Warehouse, ledger: Ledger, registry: ModelRegistry, as_of: date | None,
                 *, window: int, horizon: int, why: str, rules: SelectionRules = SelectionRules(),
-                backtest=None) -> TrainingOutcome:
+                backtest=None, options: TrainingOptions = TrainingOptions()) -> TrainingOutcome:
     """Train on the stored bars up to `as_of` (default: the latest completed session) and
     register the version as `train_and_register` does. Its labels end on or before `as_of`, so
     it may score every session after `as_of`: the model a backfill starting the next session
@@ -90,12 +92,13 @@ def train_as_of(warehouse: Warehouse, ledger: Ledger, registry: ModelRegistry, a
                                f"(its first run loads the history from TRADING_HISTORY_START, which "
                                f"must start well before {as_of})")
     return train_and_register(warehouse, ledger, registry, max(stored), window, horizon, why,
-                              rules=rules, backtest=backtest, as_of=as_of)
+                              rules=rules, backtest=backtest, as_of=as_of, options=options)
 
 
-def training_frames(warehouse: Warehouse, through: date, window: int,
-                    horizon: int) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Features and labels for the `window` sessions up to `through`, from stored bars only."""
+def training_frames(warehouse: Warehouse, through: date, window: int, horizon: int,
+                    options: TrainingOptions = TrainingOptions()) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Features (of `options.feature_set`) and labels (of `options.label_kind`) for the
+    `window` sessions up to `through`, from stored bars only."""
     sessions = sessions_back(through, window + MIN_HISTORY_SESSIONS)
     bars = market_store.read_bars_through(warehouse, through, sessions[0])
     if bars.is_empty() or bars["session"].n_unique() < MIN_HISTORY_SESSIONS + 60:
@@ -104,16 +107,18 @@ def training_frames(warehouse: Warehouse, through: date, window: int,
             f"training needs at least {MIN_HISTORY_SESSIONS + 60} sessions of bars up to {through}, "
             f"the warehouse has {have}: materialise market_bars for {through} first"
         )
-    features = compute_features(bars).filter(pl.col("session") >= sessions[MIN_HISTORY_SESSIONS])
+    features = compute_features(bars, options.feature_set).filter(
+        pl.col("session") >= sessions[MIN_HISTORY_SESSIONS])
     # Labels of the last `horizon` sessions need bars after `through`: they stay null and
     # training drops them, so nothing from the future leaks in.
-    return features, forward_return_labels(bars, horizon=horizon)
+    return features, forward_return_labels(bars, horizon=horizon, kind=options.label_kind)
 
 
 def train_and_register(warehouse: Warehouse, ledger: Ledger, registry: ModelRegistry,
                        through: date, window: int, horizon: int, why: str,
                        rules: SelectionRules = SelectionRules(), backtest=None,
-                       as_of: date | None = None) -> TrainingOutcome:
+                       as_of: date | None = None,
+                       options: TrainingOptions = TrainingOptions()) -> TrainingOutcome:
     """Train on the `window` sessions to `through`, register the version as `challenger`,
     backtest its out-of-sample scores (stored with the version: the monitor's expectation), and
     move `champion` to it only if there is none or it wins on the same recent sessions.
@@ -121,15 +126,27 @@ def train_and_register(warehouse: Warehouse, ledger: Ledger, registry: ModelRegi
     backfills: it is tagged so, never compared (their recent sessions differ) and stays
     challenger. `backtest`: the strategy as the daily loop runs it (a `StrategyResource` or a
     `BacktestConfig`); None backtests the default strategy. `as_of` (default `through`) is
-    recorded as the version's `as_of` tag."""
-    features, labels = training_frames(warehouse, through, window, horizon)
-    result = train_model(features, labels, horizon=horizon)
+    recorded as the version's `as_of` tag.
+
+    The signal gate comes first: a version whose out-of-sample rank IC does not beat its
+    shuffled-label control by `options.signal.min_t_stat` never replaces a champion; with no
+    champion, `options.without_signal` decides (hold cash: no champion; or trade it, marked)."""
+    window = options.window_sessions(window)
+    features, labels = training_frames(warehouse, through, window, horizon, options)
+    columns = tuple(c for c in features.columns if c not in ("session", "symbol"))
+    result = train_model(features, labels, horizon=horizon, feature_columns=columns,
+                         param_grid=PARAM_GRID if options.tune else None,
+                         sample_weight_halflife=options.sample_weight_halflife,
+                         signal_rules=options.signal)
     version = registry.register(result, extra_tags={AS_OF_TAG: (as_of or through).isoformat()})
     challenger_scores = result.oos_predictions.select(
         "session", "symbol", pl.col("prediction").alias("score"), "forward_return")
     warehouse.replace_where(OOS_TABLE, {"model_version": version},
                             challenger_scores.with_columns(pl.lit(version).alias("model_version")))
-    metrics = dict(result.metrics)
+    signal = result.signal
+    metrics = {**result.metrics, **signal.metrics(),
+               **{f"control_{k}": v for k, v in (result.control_metrics or {}).items()}}
+    registry.set_version_tag(version, SIGNAL_TAG, "passed" if signal.passed else "failed")
     # with the fold: each walk-forward score came from a model whose labels ended before it
     backtest_note = _backtest(warehouse, registry, version,
                               result.oos_predictions.select("session", "symbol", "fold",
@@ -142,7 +159,15 @@ def train_and_register(warehouse: Warehouse, ledger: Ledger, registry: ModelRegi
     champion = registry.champion_version()
     champion_end = registry.training_end(champion) if champion is not None else None
     if champion is None:
-        became, reason, comparison = True, f"first model ({why})", {}
+        if signal.passed or options.without_signal == "trade":
+            became, comparison = True, {}
+            reason = f"first model ({why}); {signal.reason}"
+            if not signal.passed:
+                reason += ": traded anyway (TRADING_WITHOUT_SIGNAL=trade), never promoted to the next stage"
+        else:
+            became, comparison = False, {}
+            reason = (f"refused as champion, {signal.reason}; there is no champion, so nothing is "
+                      "traded (TRADING_WITHOUT_SIGNAL=hold_cash) until a version shows signal")
     elif result.training_end < champion_end:
         registry.set_version_tag(version, POINT_IN_TIME_TAG, "true")
         became, comparison = False, {}
@@ -153,7 +178,9 @@ def train_and_register(warehouse: Warehouse, ledger: Ledger, registry: ModelRegi
         verdict = compare_on_recent_window(
             challenger_scores, champion_oos_scores(warehouse, registry, champion, features, labels),
             rules, challenger_name=f"v{version}", champion_name=f"v{champion}")
-        became, reason, comparison = verdict.promote, verdict.reason, verdict.metrics()
+        became, reason, comparison = verdict.promote and signal.passed, verdict.reason, verdict.metrics()
+        if not signal.passed:
+            reason = f"refused as champion, {signal.reason}; v{champion} stays champion ({verdict.reason})"
     if became:
         registry.set_alias(CHAMPION, version, reason)
     ledger.record_model_event(registry.model_name, version, CHAMPION if became else CHALLENGER,
@@ -191,7 +218,7 @@ def champion_oos_scores(warehouse: Warehouse, registry: ModelRegistry, champion:
     unseen = features.filter(pl.col("session") > registry.training_end(champion))
     if unseen.is_empty():
         return stored
-    live = (registry.load(champion).predict(unseen.select("session", "symbol", *FEATURE_COLUMNS))
+    live = (registry.load(champion).predict(unseen)
             .join(labels.select("session", "symbol", "forward_return"), on=["session", "symbol"])
             .drop_nulls("forward_return").select("session", "symbol", "score", "forward_return"))
     return pl.concat([stored, live], how="vertical_relaxed") if stored.height else live
@@ -234,7 +261,8 @@ def score_session(warehouse: Warehouse, registry: ModelRegistry, session: date,
     if features.is_empty():
         raise RuntimeError(f"no features stored for {session}: materialise features for {session} first")
     model = registry.load(choice.version)
-    return model.predict(features.select("session", "symbol", *FEATURE_COLUMNS)).with_columns(
+    # the version picks its own columns: the small set's or the alpha set's
+    return model.predict(features).with_columns(
         pl.lit(choice.training_end, pl.Date).alias(TRAINING_END_COLUMN))
 
 

@@ -79,6 +79,7 @@ def gather_evidence(ledger: Ledger, venue: str, sessions: int, model_version: st
     except backtest.ExpectationNotFound:
         expected_sharpe = None
     return PromotionEvidence(
+        signal_passed=signal_gate_passed(ledger, model_version),
         activity=trading_activity(ledger, venue, first, last),
         sessions=window.height,
         total_return=stats["total_return"],
@@ -89,6 +90,18 @@ def gather_evidence(ledger: Ledger, venue: str, sessions: int, model_version: st
         monitor_breaches=breached,
         expected_sharpe=expected_sharpe,
     )
+
+
+def signal_gate_passed(ledger: Ledger, model_version: str) -> bool | None:
+    """The signal gate's verdict recorded when `model_version` was registered; None when the
+    version was trained before the gate existed."""
+    warehouse = ledger.warehouse
+    if not warehouse.table_exists("model_events"):
+        return None
+    recorded = warehouse.scalar(
+        "select json_extract(metrics, '$.signal_passed') from model_events where version = ? "
+        "and action = 'registered' order by recorded_at desc limit 1", [model_version])
+    return None if recorded is None else float(recorded) > 0
 
 
 # Statuses a broker gives an order it received; intents never sent (dry run, held back, a

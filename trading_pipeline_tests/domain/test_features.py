@@ -177,3 +177,80 @@ def test_zero_volume_gives_nulls_not_infinities():
     assert features["volume_ratio_20"].null_count() == features.height
     numeric = features.select(FEATURE_COLUMNS)
     assert not any(numeric[c].is_infinite().any() for c in FEATURE_COLUMNS)
+
+
+# -- the factor library ------------------------------------------------------------------------
+
+from trading_pipeline.domain.factors import FEATURE_SETS  # noqa: E402
+from trading_pipeline.domain.features import feature_columns  # noqa: E402
+
+ALPHA = FEATURE_SETS["alpha"]
+
+
+@pytest.fixture(scope="module")
+def alpha_before(history) -> pl.DataFrame:
+    return compute_features(history, "alpha")
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cut=st.integers(min_value=0, max_value=MIN_HISTORY_SESSIONS + 38),
+       seed=st.integers(min_value=0, max_value=2**32 - 1), drop_future=st.booleans())
+def test_no_factor_of_the_alpha_set_looks_ahead(history, alpha_before, cut, seed, drop_future):
+    """Every factor of the library: changing or removing every bar after D changes nothing on or
+    before D."""
+    d = history["session"].unique().sort()[cut]
+    future = pl.col("session") > d
+    if drop_future:
+        changed = history.filter(~future)
+    else:
+        factors = pl.Series(np.random.default_rng(seed).uniform(0.2, 5.0, history.height))
+        changed = history.with_columns(
+            pl.when(future).then(pl.col(c) * factors).otherwise(pl.col(c)).alias(c)
+            for c in ("open", "high", "low", "close", "volume", "adj_close"))
+    after = compute_features(changed, "alpha").filter(pl.col("session") <= d)
+    assert after.equals(alpha_before.filter(pl.col("session") <= d))
+
+
+def test_every_factor_is_null_before_its_lookback_and_set_from_it(history):
+    features = compute_features(history, "alpha")
+    symbol = features.filter(pl.col("symbol") == features["symbol"][0])
+    for factor in ALPHA.factors:
+        values = symbol[factor.name]
+        assert values.head(factor.lookback - 1).null_count() == factor.lookback - 1, factor.name
+        assert values.slice(factor.lookback - 1).null_count() == 0, factor.name
+    assert ALPHA.lookback == MIN_HISTORY_SESSIONS + 1
+
+
+def test_the_alpha_set_extends_the_small_one_and_every_column_varies(history):
+    assert set(FEATURE_COLUMNS) < set(feature_columns("alpha"))
+    assert len(set(feature_columns("alpha"))) == len(feature_columns("alpha")) >= 100
+    features = compute_features(history, "alpha")
+    small = compute_features(history, "small")
+    assert features.select("session", "symbol", *FEATURE_COLUMNS).equals(small)
+    complete = features.filter(pl.col("session") == features["session"].max())
+    flat = [c for c in feature_columns("alpha") if complete[c].n_unique() < 2]
+    assert not flat, f"columns constant across symbols: {flat}"
+
+
+def test_alpha_factors_by_hand():
+    bars = make_bars(n_symbols=3, n_sessions=MIN_HISTORY_SESSIONS + 1, seed=4)
+    last = compute_features(bars, "alpha").filter(pl.col("session") == bars["session"].max())
+    rows = bars.filter(pl.col("symbol") == "S001").sort("session")
+    got = last.filter(pl.col("symbol") == "S001").row(0, named=True)
+    adj, close, volume = rows["adj_close"].to_numpy(), rows["close"].to_numpy(), rows["volume"].to_numpy()
+    high = rows["high"].to_numpy() * adj / close
+    low = rows["low"].to_numpy() * adj / close
+    assert got["roc_20"] == pytest.approx(adj[-21] / adj[-1])
+    assert got["ma_10"] == pytest.approx(adj[-10:].mean() / adj[-1])
+    assert got["std_30"] == pytest.approx(adj[-30:].std(ddof=1) / adj[-1])
+    assert got["rsv_20"] == pytest.approx((adj[-1] - low[-20:].min()) / (high[-20:].max() - low[-20:].min()))
+    assert got["cntp_5"] == pytest.approx(np.mean(np.diff(adj)[-5:] > 0))
+    assert got["corr_60"] == pytest.approx(np.corrcoef(adj[-60:], np.log1p(volume[-60:]))[0, 1])
+    assert got["kmid"] == pytest.approx((close[-1] - rows["open"][-1]) / rows["open"][-1])
+    rel = last["rel_ret_20"].to_numpy()
+    assert rel.sum() == pytest.approx(0, abs=1e-12)
+
+
+def test_an_unknown_feature_set_names_the_choices():
+    with pytest.raises(ValueError, match="small, alpha"):
+        compute_features(make_bars(2, 5), "huge")

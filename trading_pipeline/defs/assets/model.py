@@ -7,7 +7,7 @@ from trading_pipeline.defs.metadata import markdown_table
 from trading_pipeline.defs.partitions import session_of, sessions_partitions
 from trading_pipeline.defs.resources import ModelStoreResource, StrategyResource, WarehouseResource
 from trading_pipeline.domain.calendar import previous_session, sessions_back
-from trading_pipeline.domain.features import FEATURE_COLUMNS, MIN_HISTORY_SESSIONS, compute_features
+from trading_pipeline.domain.features import MIN_HISTORY_SESSIONS, compute_features
 from trading_pipeline.domain.model import NoQualifyingModel
 from trading_pipeline.services import drift as drift_service
 from trading_pipeline.services import modeling
@@ -22,15 +22,16 @@ from trading_pipeline.storage import market_store
     description="Point-in-time features for session D, computed only from bars on or before D.",
     kinds={"polars"},
 )
-def features(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def features(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+             strategy: StrategyResource) -> dg.MaterializeResult:
     session = session_of(context)
     history = sessions_back(session, MIN_HISTORY_SESSIONS + 1)
     bars = market_store.read_bars_through(warehouse.warehouse, session, history[0])
-    rows = compute_features(bars).filter(pl.col("session") == session)
+    rows = compute_features(bars, strategy.feature_set).filter(pl.col("session") == session)
     warehouse.warehouse.replace_partition("features", session, rows)
-    complete = rows.drop_nulls(FEATURE_COLUMNS).height
+    complete = rows.drop_nulls().height
     return dg.MaterializeResult(metadata={"rows": rows.height, "complete_rows": complete,
-                                          "features": len(FEATURE_COLUMNS)})
+                                          "features": rows.width - 2})
 
 
 class TrainingConfig(dg.Config):
@@ -62,6 +63,7 @@ def trained_model(
             window=strategy.train_window_sessions, horizon=strategy.label_horizon,
             why=f"training run {context.run_id}" + (f" as of {as_of}" if as_of else ""),
             rules=strategy.selection_rules(), backtest=strategy,
+            options=strategy.training_options(),
         )
     except (ValueError, modeling.NotEnoughHistory) as error:
         raise dg.Failure(description=str(error)) from None
@@ -99,7 +101,7 @@ def predictions(
         modeling.train_as_of(warehouse.warehouse, warehouse.ledger, registry, as_of,
                              window=strategy.train_window_sessions, horizon=strategy.label_horizon,
                              why=f"bootstrap for {session}", rules=strategy.selection_rules(),
-                             backtest=strategy)
+                             backtest=strategy, options=strategy.training_options())
     try:
         choice = modeling.model_for_session(warehouse.warehouse, registry, session)
     except NoQualifyingModel as error:

@@ -72,6 +72,44 @@ PARAM_GRID: tuple[dict[str, Any], ...] = (
 INNER_VALIDATION_SHARE = 0.25  # of a fold's training sessions, held out to choose parameters
 
 
+NO_SIGNAL_POLICIES = ("hold_cash", "trade")
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingOptions:
+    """How the loop trains and gates its models (TRADING_* settings of the same names)."""
+
+    feature_set: str = "small"  # see domain/factors: small | alpha
+    label_kind: str = "rank"  # see domain/labels: rank | excess | excess_vol
+    window_years: float | None = None  # wins over the window in sessions when set
+    sample_weight_halflife: int | None = None  # sessions; None: every row weighs the same
+    tune: bool = False  # choose LightGBM parameters from PARAM_GRID on training folds
+    signal: SignalRules = SignalRules()
+    # With no champion, a first version that fails the signal gate: "hold_cash" leaves the loop
+    # without a champion (nothing is scored, nothing bought); "trade" makes it champion anyway,
+    # marked as failing the gate (promotion to the next stage is then refused).
+    without_signal: str = "trade"
+
+    def __post_init__(self) -> None:
+        from trading_pipeline.domain.factors import feature_set
+        from trading_pipeline.domain.labels import LABEL_KINDS
+
+        feature_set(self.feature_set)  # names the choices when unknown
+        if self.label_kind not in LABEL_KINDS:
+            raise ValueError(f"unknown label kind {self.label_kind!r}: one of {', '.join(LABEL_KINDS)}")
+        if self.without_signal not in NO_SIGNAL_POLICIES:
+            raise ValueError(f"unknown policy for a model without signal {self.without_signal!r}: one of "
+                             f"{', '.join(NO_SIGNAL_POLICIES)} (TRADING_WITHOUT_SIGNAL)")
+        if self.window_years is not None and not self.window_years > 0:
+            raise ValueError(f"the training window in years must be positive, got {self.window_years}")
+
+    def window_sessions(self, default: int) -> int:
+        return default if self.window_years is None else int(round(self.window_years * SESSIONS_PER_YEAR))
+
+
+SESSIONS_PER_YEAR = 252
+
+
 class TrainingDataError(ValueError):
     """Features and labels that a model cannot be trained on."""
 
@@ -371,6 +409,7 @@ __all__ = [
     "DEFAULT_LGBM_PARAMS",
     "PARAM_GRID",
     "TrainingDataError",
+    "TrainingOptions",
     "TrainingResult",
     "feature_matrix",
     "finite_metrics",
