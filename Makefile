@@ -42,6 +42,12 @@ soak: install
 	$(VENV_PY) -m trading_pipeline_tests.benchmarks.soak --venues ibkr,alpaca,robinhood \
 		--faults $${FAULTS:-1000} --seed $${SEED:-1}
 
+## Benchmarks at the sizes users run, in one table compared with the last run (bench_results/):
+## make bench [SIZE=smoke|medium|full|all]. smoke takes about a minute; all takes an hour or more.
+.PHONY: bench
+bench: install
+	$(VENV_PY) -m trading_pipeline_tests.benchmarks.runner --size $${SIZE:-all}
+
 ## Forget every run, the warehouse and the models (keeps dagster_home/dagster.yaml).
 clean-state:
 	find dagster_home -mindepth 1 ! -name dagster.yaml -exec rm -rf {} +
