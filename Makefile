@@ -4,8 +4,10 @@ UV_VERSION := 0.13.9
 UV := .tools/bin/uv
 VENV_PY := .venv/bin/python
 export DAGSTER_HOME := $(CURDIR)/dagster_home
+# dagster.yaml's step-progress handler uses Dagster's (beta) yaml logging: say it once in the README, not every run
+export PYTHONWARNINGS := ignore:Handling yaml-defined logging
 
-.PHONY: install demo test ui sessions summary clean-state soak
+.PHONY: install demo test ui mlflow sessions summary clean-state soak
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -14,21 +16,30 @@ $(UV):
 install: $(UV)
 	$(UV) sync --frozen --quiet
 
-## Run daily_trading_job for the latest completed NYSE session on the embedded default.
+## Run daily_trading_job for the latest completed NYSE session on the embedded default: one line
+## per step (every event is in the run's log in the UI), then the account in a few tables.
 demo: install
 	@SESSION=$${SESSION:-$$($(VENV_PY) -m trading_pipeline.cli latest-session)} || exit 1; \
 	echo "==> daily_trading_job for session $$SESSION (DAGSTER_HOME=$(DAGSTER_HOME))"; \
-	.venv/bin/dagster job execute -m trading_pipeline.definitions -j daily_trading_job \
-		--tags "{\"dagster/partition\": \"$$SESSION\"}" && \
+	.venv/bin/dg launch --job daily_trading_job --partition $$SESSION && \
 	$(VENV_PY) -m trading_pipeline.cli summary --session $$SESSION
 
 ## Run the whole test suite.
 test: install
 	$(VENV_PY) -m pytest
 
-## The Dagster web UI on http://127.0.0.1:3000
+## The Dagster web UI on http://127.0.0.1:3000 (and its daemon). Ctrl-C or a SIGTERM to make stops
+## it all: the server runs in a process group of its own, which the trap stops as one.
 ui: install
-	.venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	@trap 'kill -TERM -- -$$PID 2>/dev/null; for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 -- -$$PID 2>/dev/null || exit 0; sleep 1; done; kill -KILL -- -$$PID 2>/dev/null; exit 0' INT TERM; \
+	setsid .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000 & PID=$$!; wait $$PID
+
+## The MLflow UI on http://127.0.0.1:5000 for this home's models and drift reports (one worker: a laptop's size).
+mlflow: install
+	@URI=$$($(VENV_PY) -c "from trading_pipeline.settings import TradingSettings as S; print(S().resolved_mlflow_uri)"); \
+	echo "MLflow UI on http://127.0.0.1:5000 for $$URI (Ctrl-C stops it)"; \
+	trap 'kill -TERM -- -$$PID 2>/dev/null; wait $$PID; exit 0' INT TERM; \
+	setsid .venv/bin/mlflow ui --backend-store-uri "$$URI" -h 127.0.0.1 -p 5000 -w 1 & PID=$$!; wait $$PID
 
 ## The daily job over a range of sessions: make sessions FROM=2024-01-02 TO=2024-02-13
 sessions: install

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from datetime import date
 
 from trading_pipeline.domain.calendar import latest_completed_session, sessions_between
@@ -89,15 +91,48 @@ def _run_sessions(args: argparse.Namespace) -> int:
             print(f"{recorded[0]} .. {recorded[-1]} are on record for {account!r}: reported, not re-traded")
     job = build_definitions(settings).resolve_job_def("daily_trading_job")
     instance = dg.DagsterInstance.get()
+    # One line per session here: no step lines, and the console only for warnings (every event
+    # is in the run's log, in the UI).
+    os.environ["TRADING_PROGRESS"] = "off"
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    progress = Progress(len(sessions))
     for session in sessions:
         result = job.execute_in_process(partition_key=session.isoformat(), instance=instance,
-                                        raise_on_error=False)
+                                        raise_on_error=False, run_config=quiet)
         if not result.success:
             print(f"{session}: FAILED (run {result.run_id}): {_failure_message(result)}\n"
                   "see `make ui` for the run's logs", file=sys.stderr)
             return 1
-        print(_one_line(session, account))
+        print(f"{progress.step()} {_one_line(session, account)}", flush=True)
+    print(f"done: {len(sessions)} sessions in {_duration(progress.elapsed)}; `make summary` shows the "
+          "last one, `make ui` > Assets > account_view every one")
     return 0
+
+
+class Progress:
+    """`[3/22, ETA 4 min]`: the sessions done and the time left at the pace so far."""
+
+    def __init__(self, total: int, clock=time.monotonic):
+        self.total, self.done, self._clock = total, 0, clock
+        self._started = clock()
+
+    @property
+    def elapsed(self) -> float:
+        return self._clock() - self._started
+
+    def step(self) -> str:
+        self.done += 1
+        left = self.total - self.done
+        eta = "done" if left == 0 else f"ETA {_duration(self.elapsed / self.done * left)}"
+        return f"[{self.done}/{self.total}, {eta}]"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _failure_message(result) -> str:
@@ -112,6 +147,7 @@ def _failure_message(result) -> str:
 
 
 def _one_line(session: date, account: str) -> str:
+    from trading_pipeline.defs.metadata import money
     from trading_pipeline.storage.warehouse import Warehouse
 
     wh = Warehouse(TradingSettings().resolved_warehouse_path)
@@ -121,35 +157,88 @@ def _one_line(session: date, account: str) -> str:
     equity = wh.scalar("select equity from ledger_account where session = ? and broker = ?", [session, account])
     breaks = wh.scalar("select count(*) from reconciliation_breaks where session = ? and account = ?",
                        [session, account]) if wh.table_exists("reconciliation_breaks") else 0
-    return (f"{session}: {orders} orders, {fills} fills recorded, equity {equity or 0:,.2f}, "
+    return (f"{session}: {orders} orders, {fills} fills, equity {money(equity or 0.0)}, "
             f"{breaks} breaks ({account})")
 
 
 def _summary(args: argparse.Namespace) -> int:
+    print("\n".join(summary_lines(TradingSettings(), args.session)))
+    return 0
+
+
+SUMMARY_ROWS = 4  # rows of each table: the whole lists are on the account_view asset
+
+
+def summary_lines(settings: TradingSettings, session: date | None = None) -> list[str]:
+    """The session's account in a few readable lines (the same figures as the account_view
+    asset), and where to look next."""
+    from trading_pipeline.defs.environment import resources_for
+    from trading_pipeline.defs.metadata import money, percent
+    from trading_pipeline.services.account_view import account_view, drift_row
+    from trading_pipeline.storage.ledger import Ledger
     from trading_pipeline.storage.warehouse import Warehouse
 
-    settings = TradingSettings()
-    wh = Warehouse(settings.resolved_warehouse_path)
-    session = args.session or wh.scalar("select max(session) from ledger_account")
+    account = resources_for(settings)["broker"].venue
+    warehouse = Warehouse(settings.resolved_warehouse_path)
+    if not warehouse.path.exists() or not warehouse.table_exists("ledger_account"):
+        return ["nothing has run yet: `make demo` runs the first session"]
+    ledger = Ledger(warehouse)
+    session = session or ledger.latest_snapshot_session(account)
     if session is None:
-        print("nothing has run yet: `make demo` runs the first session")
-        return 0
-    print(f"\nSession {session} ({settings.env}, broker {settings.resolved_broker})")
-    print(wh.query("""select status, count(*) as orders, sum(quantity) as shares from ledger_orders
-                      where session = ? group by status order by status""", [session]))
-    print(wh.query("""select symbol, quantity, avg_entry_price, market_price from ledger_positions
-                      where session = ? order by symbol""", [session]))
-    print(wh.query("select session, equity, cash from ledger_account order by session desc limit 5"))
-    print(f"""
-Where to look next:
-  web UI          make ui   (then http://127.0.0.1:3000: assets, runs, checks, schedules, sensors)
-  warehouse       {settings.resolved_warehouse_path}   (duckdb; tables bars, features, predictions,
-                  target_portfolio, submitted_orders, reconciliation_breaks, performance, ledger_*)
-  models          MLflow at {settings.resolved_mlflow_uri}
-  drift reports   {settings.reports_dir / 'drift'}
-  more sessions   make sessions FROM=<first session> TO=<last session>
-""")
-    return 0
+        return [f"account {account!r} has no session yet: `make demo` runs the first one"]
+    try:
+        desk = account_view(ledger, account, session)
+    except LookupError as missing:
+        return [str(missing)]
+    today, drift = desk.today, drift_row(ledger, session)
+    invested = float(desk.positions["market_value"].sum()) if desk.positions.height else 0.0
+    switch = f"ENGAGED: {desk.kill_switch_reason}" if desk.kill_switch_engaged else "released"
+    version = warehouse.scalar("select max(model_version) from predictions where session = ?", [session]) \
+        if warehouse.table_exists("predictions") else None
+    lines = [
+        "",
+        f"Session {session}, account {account} ({settings.env})",
+        f"  equity {money(desk.equity)}   cash {money(desk.cash)}   daily P&L {money(today.get('daily_pnl'))} "
+        f"({percent(today.get('daily_return'))})   drawdown {percent(today.get('drawdown'))}",
+        f"  kill switch {switch}   model v{version or '?'}   drift "
+        + (f"{drift['severity']} ({percent(drift['drifted_share'], 0)} of columns)" if drift else "not run"),
+        "",
+        f"Orders decided at {session} ({desk.orders.height}; they fill at the next session's open)",
+        *_text_table(desk.orders.select("symbol", "side", "quantity", "type", "purpose", "status"),
+                     {"quantity": "shares"}),
+        "",
+        f"Positions after {session} ({desk.positions.height}, {money(invested)} invested, "
+        f"unrealised {money(desk.unrealised_pnl)})",
+        *_text_table(desk.positions.select("symbol", "quantity", "entry", "last", "market_value",
+                                           "unrealised_pnl", "weight"),
+                     {"quantity": "shares", "entry": "price", "last": "price", "market_value": "money",
+                      "unrealised_pnl": "money", "weight": "percent"}),
+        "",
+        "Next: make ui      http://127.0.0.1:3000 > account_view: every position and order, the equity",
+        "                   chart, kill switch, champion and why, the drift report (make mlflow opens it)",
+        "      make sessions FROM=<session> TO=<session>: more sessions, one line each",
+    ]
+    return lines
+
+
+def _text_table(frame, formats: dict[str, str], limit: int = SUMMARY_ROWS) -> list[str]:
+    """A frame as aligned text rows (numbers right-aligned), at most `limit`, then how many more."""
+    from trading_pipeline.defs.metadata import money, percent, price, shares
+
+    if frame.is_empty():
+        return ["  (none)"]
+    show = {"money": money, "price": price, "percent": percent, "shares": shares}
+    cells = [[show[formats[c]](v) if c in formats else ("" if v is None else str(v))
+              for c, v in row.items()] for row in frame.head(limit).iter_rows(named=True)]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(frame.columns)]
+    right = [c in formats for c in frame.columns]
+
+    def fmt(values: list[str]) -> str:
+        return "  " + "  ".join(v.rjust(w) if r else v.ljust(w)
+                                for v, w, r in zip(values, widths, right, strict=True)).rstrip()
+
+    more = [f"  ... {frame.height - limit} more on account_view"] if frame.height > limit else []
+    return [fmt(list(frame.columns)), *[fmt(r) for r in cells], *more]
 
 
 def _robinhood_login(_: argparse.Namespace) -> int:

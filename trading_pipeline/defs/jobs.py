@@ -3,6 +3,7 @@
 
 import dagster as dg
 
+from trading_pipeline.defs.location import CODE_LOCATION_TAGS
 from trading_pipeline.defs.partitions import sessions_partitions
 from trading_pipeline.defs.resources import (
     AlertsResource,
@@ -24,7 +25,7 @@ daily_trading_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*DAILY_ASSETS),
     partitions_def=sessions_partitions,
     executor_def=dg.in_process_executor,
-    tags={"trading/lane": "daily"},  # DAILY_LANE_TAG: one run at a time (dagster.yaml)
+    tags={"trading/lane": "daily", **CODE_LOCATION_TAGS},  # DAILY_LANE_TAG: one run at a time (dagster.yaml)
     description="The daily loop for one NYSE session: bars to reconciled positions.",
 )
 
@@ -32,7 +33,7 @@ training_job = dg.define_asset_job(
     "training_job",
     selection=dg.AssetSelection.assets("trained_model"),
     executor_def=dg.in_process_executor,
-    tags={"trading/lane": "daily"},  # writes the warehouse too: in line with the daily runs
+    tags={"trading/lane": "daily", **CODE_LOCATION_TAGS},  # writes the warehouse too: in line with the daily runs
     description="Train a new model version; it becomes champion only if it beats the current one.",
 )
 
@@ -41,7 +42,7 @@ training_job = dg.define_asset_job(
 # they never queue behind daily and backfill runs (tagged DAILY_LANE_TAG); they go first.
 EMERGENCY_LANE_TAG = {"trading/lane": "emergency"}
 DAILY_LANE_TAG = {"trading/lane": "daily"}  # limited to one run at a time in dagster.yaml
-EMERGENCY_RUN_TAGS = {**EMERGENCY_LANE_TAG, "dagster/priority": "100"}
+EMERGENCY_RUN_TAGS = {**EMERGENCY_LANE_TAG, "dagster/priority": "100", **CODE_LOCATION_TAGS}
 
 
 class EmergencyStopConfig(dg.Config):

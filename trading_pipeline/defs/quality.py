@@ -8,6 +8,7 @@ import dagster as dg
 import polars as pl
 
 from trading_pipeline.alerts import Alert, AlertKind, Severity
+from trading_pipeline.defs.location import CODE_LOCATION_TAGS
 from trading_pipeline.defs.resources import AlertsResource, WarehouseResource
 from trading_pipeline.services import data_quality
 from trading_pipeline.services.data_quality import SessionQuality
@@ -76,7 +77,7 @@ def release_quarantine(context: dg.OpExecutionContext, config: ReleaseQuarantine
     context.log.info("re-materialise the session's target_portfolio and submitted_orders to trade it")
 
 
-@dg.job(executor_def=dg.in_process_executor,
+@dg.job(executor_def=dg.in_process_executor, tags=CODE_LOCATION_TAGS,
         description="Release a quarantined symbol-session: the bar trades and values the book again; "
         "the reason and the run are recorded in data_quality_events.")
 def release_quarantine_job():

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,9 @@ def test_dagster_job_execute_runs_one_session(tmp_path):
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    assert "RUN_SUCCESS" in completed.stdout + completed.stderr
+    # one line per step on the terminal (dagster.yaml); Dagster's DEBUG events only in the run's log
+    assert re.search(r"^\s+account_view\s+ok\s", completed.stderr, re.MULTILINE), completed.stderr[-3000:]
+    assert " - DEBUG - " not in completed.stdout + completed.stderr
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     try:
         orders = con.execute("select count(*), min(session), max(session) from ledger_orders").fetchone()
@@ -34,6 +37,14 @@ def test_dagster_job_execute_runs_one_session(tmp_path):
         con.close()
     assert orders[0] > 0 and str(orders[1]) == str(orders[2]) == "2024-02-14"
     assert (home / "mlflow.db").exists()
+    # the run belongs to the code location: the UI's job page lists runs by this label
+    import dagster as dg
+
+    from trading_pipeline.defs.location import CODE_LOCATION_TAGS
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        listed = instance.get_runs(dg.RunsFilter(job_name="daily_trading_job", tags=CODE_LOCATION_TAGS))
+    assert len(listed) == 1
 
 
 def test_unusable_environment_says_what_to_set_without_a_stack_trace(tmp_path):

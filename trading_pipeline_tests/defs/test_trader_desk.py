@@ -150,3 +150,15 @@ def test_kill_switch_state_shows_on_the_view(desk):
     metadata = _view(result)
     assert metadata["kill_switch"].value == "ENGAGED: desk test"
     assert _records(metadata["kill_switch_history"])[0]["state"] == "engaged"
+
+
+def test_summary_is_short_readable_and_matches_the_view(desk):
+    from trading_pipeline.cli import summary_lines
+
+    lines = summary_lines(desk["settings"], D2)
+    snapshot = desk["ledger"].account_snapshot("simulator", D2)
+    assert f"equity {money(snapshot.equity)}" in lines[2]
+    assert any(line.startswith("Positions after 2024-03-28") for line in lines)
+    assert not any(re.search(r"\d\.\d{5,}", line) for line in lines), "raw floats in the summary"
+    # make demo: a header, one line per asset step (9), an INFO line or two, then this: under 40
+    assert len(lines) <= 26, "\n".join(lines)
