@@ -45,9 +45,9 @@ EXAMPLES = {  # a part of the command -> (why, what its refusal must say)
     "-j release_quarantine_job": ("releases a bar in quarantine, which a fresh home has none of",
                                   "is not quarantined on"),
 }
-SMALL_UNIVERSE = {  # the defaults with fewer symbols, a shorter history and shorter windows
-    "TRADING_UNIVERSE_SIZE": "6", "TRADING_HISTORY_START": "2023-06-01", "TRADING_TRAIN_WINDOW_SESSIONS": "60",
-    "TRADING_VAR_LOOKBACK": "60", "TRADING_TOP_K": "3", "TRADING_DRIFT_WINDOW_SESSIONS": "10",
+SMALL_UNIVERSE = {  # the defaults with fewer symbols and a shorter history (as test_cli.py)
+    "TRADING_UNIVERSE_SIZE": "6", "TRADING_HISTORY_START": "2023-01-03", "TRADING_TRAIN_WINDOW_SESSIONS": "120",
+    "TRADING_TOP_K": "3", "TRADING_DRIFT_WINDOW_SESSIONS": "10",
 }
 SKIP_INSTALL = 'make() { command make -o install "$@"; }'
 HEREDOC = re.compile(r"<<-?\s*'?\"?(\w+)'?\"?")
@@ -172,6 +172,7 @@ def check_exception(command: str, work: Path, env: dict) -> None:
         assert help_.returncode == 0 and "--workspace" in help_.stdout
 
 
+@pytest.mark.timeout(1800)  # whole documented workflows (a first model, several sessions) on a shared machine
 @pytest.mark.parametrize("section", SECTIONS)
 def test_every_command_of_the_section_runs_as_written(section, checkout):
     work, env = checkout
@@ -191,6 +192,7 @@ def test_every_command_of_the_section_runs_as_written(section, checkout):
             started = time.perf_counter()
             completed = run(command, work, env, exports)
             timings.append(f"{time.perf_counter() - started:6.1f} s  {normalised(command)[:90]}")
+            print(f"README {section!r}: {timings[-1]}", flush=True)
             example = next((refusal for part, (_, refusal) in EXAMPLES.items() if part in command), None)
             if example is not None:
                 output = completed.stdout + completed.stderr
