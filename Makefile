@@ -29,17 +29,15 @@ test: install
 	$(VENV_PY) -m pytest
 
 ## The Dagster web UI on http://127.0.0.1:3000 (and its daemon). Ctrl-C or a SIGTERM to make stops
-## it all: the server runs in a process group of its own, which the trap stops as one.
+## all of it: trading_pipeline.serve runs it in a process group of its own and stops that group.
 ui: install
-	@trap 'kill -TERM -- -$$PID 2>/dev/null; for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 -- -$$PID 2>/dev/null || exit 0; sleep 1; done; kill -KILL -- -$$PID 2>/dev/null; exit 0' INT TERM; \
-	setsid .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000 & PID=$$!; wait $$PID
+	$(VENV_PY) -m trading_pipeline.serve -- .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 ## The MLflow UI on http://127.0.0.1:5000 for this home's models and drift reports (one worker: a laptop's size).
 mlflow: install
 	@URI=$$($(VENV_PY) -c "from trading_pipeline.settings import TradingSettings as S; print(S().resolved_mlflow_uri)"); \
 	echo "MLflow UI on http://127.0.0.1:5000 for $$URI (Ctrl-C stops it)"; \
-	trap 'kill -TERM -- -$$PID 2>/dev/null; wait $$PID; exit 0' INT TERM; \
-	setsid .venv/bin/mlflow ui --backend-store-uri "$$URI" -h 127.0.0.1 -p 5000 -w 1 & PID=$$!; wait $$PID
+	exec $(VENV_PY) -m trading_pipeline.serve -- .venv/bin/mlflow ui --backend-store-uri "$$URI" -h 127.0.0.1 -p 5000 -w 1
 
 ## The daily job over a range of sessions: make sessions FROM=2024-01-02 TO=2024-02-13
 sessions: install

@@ -71,11 +71,30 @@ def _column_type(dtype: pl.DataType, kind: str | None) -> str:
     return "string"
 
 
+_MONEY = {"equity", "cash", "pnl", "market_value", "notional", "commission", "buying_power"}
+_PRICE = {"price", "entry", "last", "avg_entry_price", "market_price", "stop_price", "limit_price"}
+_PERCENT = {"weight", "drawdown", "return"}
+_SHARES = {"quantity", "shares", "filled_quantity"}
+
+
+def inferred_format(column: str) -> str | None:
+    """The format a float column's name implies (`daily_pnl` money, `target_weight` percent...),
+    or None for a plain number."""
+    for names, kind in ((_MONEY, "money"), (_PRICE, "price"), (_PERCENT, "percent"), (_SHARES, "shares")):
+        if column in names or any(column.endswith(f"_{name}") for name in names):
+            return kind
+    return None
+
+
 def table(frame: pl.DataFrame, formats: ColumnFormats | None = None, max_rows: int = 50,
           descriptions: Mapping[str, str] | None = None) -> dg.MetadataValue:
     """A Dagster table (shown in place in the UI, with a schema) from a polars frame. Columns
-    named in `formats` are shown in that format; other floats with 6 significant digits."""
-    formats = dict(formats or {})
+    named in `formats` are shown in that format; without `formats`, float columns get the one
+    their name implies (`inferred_format`); other floats 6 significant digits."""
+    if formats is None:
+        formats = {name: kind for name, dtype in frame.schema.items()
+                   if dtype.is_float() and (kind := inferred_format(name)) is not None}
+    formats = dict(formats)
     unknown = set(formats) - set(frame.columns)
     if unknown:
         raise ValueError(f"formats name columns the frame lacks: {sorted(unknown)}; it has {frame.columns}")

@@ -2,7 +2,7 @@
 import dagster as dg
 
 from trading_pipeline.alerts import Alert, AlertKind, Severity
-from trading_pipeline.defs.metadata import markdown_table
+from trading_pipeline.defs.metadata import image, table
 from trading_pipeline.defs.partitions import session_of, sessions_partitions
 from trading_pipeline.defs.resources import (
     AccountLockResource,
@@ -16,7 +16,7 @@ from trading_pipeline.domain import performance as perf
 from trading_pipeline.domain.calendar import require_closed
 from trading_pipeline.domain.monitor import checks_frame
 from trading_pipeline.services import trading
-from trading_pipeline.services.charts import equity_against_backtest_png, markdown_image
+from trading_pipeline.services.charts import equity_against_backtest_png
 from trading_pipeline.services.monitor import monitor_session
 
 
@@ -51,12 +51,12 @@ def target_portfolio(
         "decided": (f"recorded earlier by run {plan['run_id']} at {plan['planned_at']:%Y-%m-%d %H:%M:%S} UTC: "
                     "nothing was decided again" if decided.recorded_earlier else "now"),
         "model_version": plan["model_version"] or "",
-        "positions": target.height, "equity": float(plan["equity"]),
+        "positions": target.height, "equity": round(float(plan["equity"]), 2),
         "gross_weight": float(target["weight"].abs().sum()) if target.height else 0.0,
         "max_weight": float(target["weight"].abs().max()) if target.height else 0.0,
         "max_position_var_95": float(var["var"].max()) if var.height else 0.0,
-        "target": markdown_table(target.drop("account", strict=False)),
-        "position_var": markdown_table(var.drop("account", strict=False)),
+        "target": table(target.drop("account", strict=False)),
+        "position_var": table(var.drop("account", strict=False)),
         "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in plan["notes"]) or "_none_"),
     })
 
@@ -99,7 +99,7 @@ def submitted_orders(
         "kill_switch": f"ENGAGED: {why}" if engaged else "released",
         "stops_placed": summary.stops_placed, "stops_canceled": summary.stops_canceled,
         "risk_failures": len(summary.risk_failures),
-        "orders_table": markdown_table(outcomes),
+        "orders_table": table(outcomes),
     })
 
 
@@ -133,8 +133,8 @@ def reconciled_positions(
     return dg.MaterializeResult(metadata={
         "account": broker.venue, "read_only": result.read_only,
         "breaks": result.break_count, "new_fills": result.new_fills,
-        "positions": len(result.positions), "equity": result.account.equity,
-        "cash": result.account.cash, "breaks_table": markdown_table(result.breaks),
+        "positions": len(result.positions), "equity": round(result.account.equity, 2),
+        "cash": round(result.account.cash, 2), "breaks_table": table(result.breaks),
     })
 
 
@@ -168,9 +168,9 @@ def _performance(context, warehouse, broker, strategy, alerts, session) -> dg.Ma
     if result.read_only:  # scored by an earlier run: report, write and alert nothing
         return dg.MaterializeResult(metadata={
             "account": broker.venue, "read_only": True,
-            **{k: float(v) for k, v in stats.items()},
-            "daily_pnl": float(today["daily_pnl"][0]) if today.height else 0.0,
-            "drawdown": float(today["drawdown"][0]) if today.height else 0.0,
+            **_rounded(stats),
+            "daily_pnl": round(float(today["daily_pnl"][0]), 2) if today.height else 0.0,
+            "drawdown": round(float(today["drawdown"][0]), 6) if today.height else 0.0,
             "kill_switch": f"ENGAGED: {result.kill_switch_reason}" if result.kill_switch_engaged else "released",
         })
     if result.kill_switch_newly_engaged:
@@ -186,13 +186,18 @@ def _performance(context, warehouse, broker, strategy, alerts, session) -> dg.Ma
     chart = equity_against_backtest_png(report.track, report.shadow,
                                         f"{broker.venue}: equity against the backtest, to {session}")
     return dg.MaterializeResult(metadata={
-        **{k: float(v) for k, v in stats.items()},
-        "daily_pnl": float(today["daily_pnl"][0]) if today.height else 0.0,
-        "drawdown": float(today["drawdown"][0]) if today.height else 0.0,
+        **_rounded(stats),
+        "daily_pnl": round(float(today["daily_pnl"][0]), 2) if today.height else 0.0,
+        "drawdown": round(float(today["drawdown"][0]), 6) if today.height else 0.0,
         "kill_switch": f"ENGAGED: {result.kill_switch_reason}" if result.kill_switch_engaged else "released",
         "monitor_breaches": len(report.breached),
-        "backtest_equity": float(report.shadow["equity"][-1]),
-        "equity_vs_backtest": dg.MetadataValue.md(markdown_image(chart, "equity against the backtest")),
-        "monitor": markdown_table(checks_frame(report.checks)),
-        "equity_curve": markdown_table(curve.tail(30), max_rows=30),
+        "backtest_equity": round(float(report.shadow["equity"][-1]), 2),
+        "equity_vs_backtest": image(chart, "equity against the backtest"),
+        "monitor": table(checks_frame(report.checks)),
+        "equity_curve": table(curve.tail(30), max_rows=30),
     })
+
+
+def _rounded(stats: dict) -> dict[str, float]:
+    """Money to the cent, ratios to 6 places: what a person reads, and what the plots need."""
+    return {k: round(float(v), 2 if k == "equity" else 6) for k, v in stats.items()}
