@@ -472,7 +472,8 @@ class _Prices:
         self.symbols: list[str] = bars["symbol"].unique().sort().to_list()
         self.column = {symbol: i for i, symbol in enumerate(self.symbols)}
         self._symbol_series = pl.Series("symbol", self.symbols, dtype=pl.String)
-        self.fields = {name: _scatter(bars, name, self.sessions, self.symbols)
+        grid = _grid(bars, self.sessions, self.symbols)
+        self.fields = {name: _scatter(bars, name, self.sessions, self.symbols, grid)
                        for name in ("open", "high", "low", "close", "volume")}
         has_bar = ~np.isnan(self.fields["close"])
         row_numbers = np.where(has_bar, np.arange(len(self.sessions))[:, None], -1)
@@ -517,16 +518,25 @@ class _SessionBars(Mapping):
         return int((~np.isnan(self.prices.fields["close"][self.row])).sum())
 
 
-def _scatter(long: pl.DataFrame, value: str, sessions: list[date], symbols: list[str]) -> np.ndarray:
+def _grid(long: pl.DataFrame, sessions: list[date], symbols: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's (session, symbol) as (row, column) of a (sessions x symbols) array; both lists
+    sorted and holding every session and symbol of `long`."""
+    keys = pl.Series(sessions, dtype=pl.Date).to_physical().to_numpy()
+    days = long["session"].cast(pl.Date).to_physical().to_numpy()
+    rows = np.minimum(np.searchsorted(keys, days), max(len(keys) - 1, 0))
+    if days.size and not np.array_equal(keys[rows], days):
+        raise BacktestError("a bar's session is not among the sessions being laid out")
+    columns = long["symbol"].cast(pl.Enum(symbols)).to_physical().to_numpy()
+    return rows, columns
+
+
+def _scatter(long: pl.DataFrame, value: str, sessions: list[date], symbols: list[str],
+             grid: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """A long frame's `value` as a (sessions x symbols) array, NaN where there is no row: what
     a pivot gives, without polars' pivot cost at thousands of columns (40 s for 3,000)."""
-    at = long.select("session", "symbol", pl.col(value).cast(pl.Float64)).join(
-        pl.DataFrame({"session": sessions, "row": range(len(sessions))}, schema_overrides={"session": pl.Date}),
-        on="session", how="left", maintain_order="left").join(
-        pl.DataFrame({"symbol": symbols, "column": range(len(symbols))}, schema_overrides={"symbol": pl.String}),
-        on="symbol", how="left", maintain_order="left")
+    rows, columns = grid if grid is not None else _grid(long, sessions, symbols)
     matrix = np.full((len(sessions), len(symbols)), np.nan)
-    matrix[at["row"].to_numpy(), at["column"].to_numpy()] = at[value].to_numpy()
+    matrix[rows, columns] = long[value].cast(pl.Float64).to_numpy()
     return matrix
 
 
@@ -542,28 +552,38 @@ class _Returns:
     """
 
     def __init__(self, bars: pl.DataFrame):
-        long = bars.sort("symbol", "session").select(
-            "session", "symbol",
-            (pl.col("adj_close") / pl.col("adj_close").shift(1).over("symbol") - 1).alias("return"),
-            pl.col("session").shift(1).over("symbol").alias("previous_session"))
-        self.sessions: list[date] = long["session"].unique().sort().to_list()
+        self.sessions: list[date] = bars["session"].unique().sort().to_list()
         self._ordinals = [s.toordinal() for s in self.sessions]
-        self.symbols = symbols = long["symbol"].unique().sort().to_list()
-        self.values = _scatter(long, "return", self.sessions, symbols)
+        self.symbols = symbols = bars["symbol"].unique().sort().to_list()
+        grid = _grid(bars, self.sessions, symbols)
+        adj_close = _scatter(bars, "adj_close", self.sessions, symbols, grid)
+        present = np.zeros(adj_close.shape, dtype=bool)
+        present[grid] = True
+        del grid
+        # each bar's return on the symbol's previous bar, however far back (as a shift over the
+        # symbol's bars gives it): the row of the latest bar strictly before each row
+        row_numbers = np.arange(len(self.sessions), dtype=np.int32)[:, None]
+        latest = np.maximum.accumulate(np.where(present, row_numbers, np.int32(-1)), axis=0)
+        previous_row = np.vstack([np.full((1, len(symbols)), -1, dtype=np.int32), latest[:-1]])
+        del latest
+        measured = present & (previous_row >= 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            previous_close = np.take_along_axis(adj_close, np.maximum(previous_row, 0), axis=0)
+            self.values = np.where(measured, adj_close / previous_close - 1, np.nan)
+        del adj_close, previous_close
         # Returns measured across a gap in a symbol's bars (its previous bar is older than the
         # calendar's previous session): the only ones a window may have to blank. Few rows.
         calendar = sessions_between(self.sessions[0], self.sessions[-1])
-        previous = pl.DataFrame({"session": calendar[1:], "calendar_previous": calendar[:-1]})
-        gaps = long.join(previous, on="session", how="left").filter(
-            pl.col("previous_session").is_not_null()
-            & (pl.col("calendar_previous").is_null()
-               | (pl.col("previous_session") < pl.col("calendar_previous"))))
-        row_of = {s: i for i, s in enumerate(self.sessions)}
-        column_of = {s: i for i, s in enumerate(symbols)}
-        self._gaps = sorted((row_of[session], column_of[symbol], previous_session.toordinal())
-                            for session, symbol, previous_session
-                            in gaps.select("session", "symbol", "previous_session").iter_rows())
-        self._gap_rows = [row for row, _, _ in self._gaps]
+        calendar_previous = dict(zip(calendar[1:], calendar[:-1]))
+        never = date.max.toordinal()  # not a calendar session: always a candidate
+        before = np.array([calendar_previous[s].toordinal() if s in calendar_previous else never
+                           for s in self.sessions], dtype=np.int64)
+        ordinals = np.array(self._ordinals, dtype=np.int64)
+        previous_ordinal = ordinals[np.maximum(previous_row, 0)]
+        gap_rows, gap_columns = np.nonzero(measured & (previous_ordinal < before[:, None]))
+        self._gaps = list(zip(gap_rows.tolist(), gap_columns.tolist(),
+                              previous_ordinal[gap_rows, gap_columns].tolist()))
+        self._gap_rows = gap_rows.tolist()
 
     def matrix_window(self, session: date, lookback: int) -> ReturnMatrix:
         start = sessions_back(session, lookback + 1)[0].toordinal()
