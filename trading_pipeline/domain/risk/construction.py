@@ -17,7 +17,6 @@ weights are scaled down and the steps repeat; a target is returned only when eve
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -216,14 +215,15 @@ def _clean_scores(session: date, predictions: pl.DataFrame, notes: list[str]) ->
         raise PortfolioInputError(f"no predictions for {session}: materialise predictions first")
     if predictions["symbol"].is_duplicated().any():
         raise PortfolioInputError(f"predictions for {session} hold a symbol twice: keep one score per symbol")
-    frame = predictions.select("symbol", pl.col("score").cast(pl.Float64))
-    good = frame.filter(pl.col("score").is_not_null() & pl.col("score").is_finite())
-    if good.height == 0:
+    symbols = predictions["symbol"].to_list()
+    values = predictions["score"].cast(pl.Float64).to_numpy()  # null -> NaN
+    usable = np.isfinite(values)
+    if not usable.any():
         raise PortfolioInputError(f"all {predictions.height} predictions for {session} are null, NaN or infinite")
-    dropped = sorted(set(frame["symbol"].to_list()) - set(good["symbol"].to_list()))
+    dropped = sorted({s for s, ok in zip(symbols, usable.tolist()) if not ok})
     if dropped:
         notes.append(f"dropped, null/NaN/infinite score: {', '.join(dropped)}")
-    return dict(zip(good["symbol"].to_list(), good["score"].to_list()))
+    return {s: v for s, v, ok in zip(symbols, values.tolist(), usable.tolist()) if ok}
 
 
 def _clean_prices(prices: pl.DataFrame) -> dict[str, float]:
@@ -241,7 +241,7 @@ def _ideal_weights(scores: dict[str, float], config: ConstructionConfig, notes: 
     center = float(np.partition(np.fromiter(scores.values(), float, len(scores)), len(scores) // 2)[len(scores) // 2])
     if config.mode is Mode.LONG_ONLY:
         # the k best only: sorting thousands of scores to keep ten costs more than the rest
-        longs, shorts = heapq.nsmallest(min(config.top_k, limits.max_positions), scores, key=best_first), []
+        longs, shorts = _best(scores, min(config.top_k, limits.max_positions), best_first), []
         budget = min(1.0 - limits.cash_reserve, limits.max_gross_leverage)
     else:
         ranked = sorted(scores, key=best_first)
@@ -268,6 +268,16 @@ def _ideal_weights(scores: dict[str, float], config: ConstructionConfig, notes: 
     if not any(weights.values()):
         notes.append("no selected symbol has a score that earns a weight; target is empty")
     return {s: w for s, w in weights.items() if w}
+
+
+def _best(scores: dict[str, float], k: int, key) -> list[str]:
+    """The k symbols first by `key` (best score, then name), in that order: the k-th best score
+    bounds the candidates (ties at it included), and only those are sorted."""
+    if k >= len(scores):
+        return sorted(scores, key=key)
+    values = np.fromiter(scores.values(), float, len(scores))
+    kth_best = np.partition(values, len(values) - k)[len(values) - k]
+    return sorted((s for s, v in scores.items() if v >= kth_best), key=key)[:k]
 
 
 def _allocate(raw: dict[str, float], budget: float, cap: float) -> dict[str, float]:

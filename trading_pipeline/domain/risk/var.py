@@ -135,6 +135,11 @@ class ReturnMatrix:
     def finite_counts(self, symbols: Collection[str]) -> dict[str, int]:
         """Finite returns per symbol (0 for a symbol without a column)."""
         column = self._column
+        if len(symbols) * 4 < len(self.symbols):  # a few: count their columns only
+            present = [s for s in symbols if s in column]
+            counts = np.isfinite(self.values[:, [column[s] for s in present]]).sum(axis=0).tolist()
+            found = dict(zip(present, counts))
+            return {s: found.get(s, 0) for s in symbols}
         counts = np.isfinite(self.values).sum(axis=0).tolist()
         return {s: counts[column[s]] if s in column else 0 for s in symbols}
 
