@@ -31,13 +31,13 @@ import pytest
 from trading_pipeline.brokers.simulator import PaperSimulator, SimulatorConfig
 from trading_pipeline.defs.resources import StrategyResource
 from trading_pipeline.domain.backtest import _Returns, run_backtest
-from trading_pipeline.domain.calendar import sessions_back, sessions_between
-from trading_pipeline.domain.features import compute_features
+from trading_pipeline.domain.calendar import sessions_between
 from trading_pipeline.domain.market import SyntheticMarket
 from trading_pipeline.domain.risk.var import wide_returns
 from trading_pipeline.services import data_quality
 from trading_pipeline.services.backtest import backtest_config
-from trading_pipeline.services.replay import replay_daily_loop, store_predictions
+from trading_pipeline.services.replay import replay_daily_loop
+from trading_pipeline_tests.scored_market import store_scored_market
 from trading_pipeline.storage import market_store
 from trading_pipeline.storage.warehouse import Warehouse
 
@@ -48,13 +48,8 @@ HISTORY_SESSIONS = 100  # features need 60 sessions; the VaR window needs 21
 @pytest.fixture(scope="module")
 def parity(tmp_path_factory):
     warehouse = Warehouse(tmp_path_factory.mktemp("parity") / "warehouse.duckdb")
-    market = SyntheticMarket(seed=7, universe_size=12)
-    market_store.append_history(
-        warehouse, market.bars(sessions_between(sessions_back(WINDOW[0], HISTORY_SESSIONS)[0], WINDOW[-1])))
-    bars = market_store.read_bars_through(warehouse, WINDOW[-1])
-    scores = compute_features(bars).filter(pl.col("session").is_in(WINDOW)).select(
-        "session", "symbol", (-pl.col("ret_5") + 0.5 * pl.col("ret_60")).alias("score"))
-    store_predictions(warehouse, scores, model_version="parity")
+    _, bars, scores = store_scored_market(warehouse, WINDOW, seed=7, universe_size=12,
+                                          history_sessions=HISTORY_SESSIONS, model_version="parity")
 
     strategy = StrategyResource(top_k=4, var_lookback=20, no_trade_band=0.0,
                                 stop_loss_percent=0.02, max_drawdown=0.012)

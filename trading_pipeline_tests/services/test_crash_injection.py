@@ -17,19 +17,17 @@ from __future__ import annotations
 
 from datetime import date
 
-import polars as pl
 import pytest
 
 from trading_pipeline.brokers.simulator import PaperSimulator, SimulatorConfig
 from trading_pipeline.defs.resources import StrategyResource
-from trading_pipeline.domain.calendar import sessions_back, sessions_between
-from trading_pipeline.domain.features import compute_features
+from trading_pipeline.domain.calendar import sessions_between
 from trading_pipeline.domain.market import SyntheticMarket
 from trading_pipeline.services import trading
-from trading_pipeline.services.replay import store_predictions
 from trading_pipeline.storage import market_store
 from trading_pipeline.storage.ledger import Ledger
 from trading_pipeline.storage.warehouse import Warehouse
+from trading_pipeline_tests.scored_market import store_scored_market
 
 MONTH = sessions_between(date(2024, 5, 1), date(2024, 5, 31))  # 22 sessions
 HISTORY_SESSIONS = 100
@@ -97,13 +95,8 @@ def crashing_ledger(warehouse: Warehouse, boundaries: Boundaries) -> Ledger:
 
 def _prepare(path) -> tuple[CrashingWarehouse, SyntheticMarket]:
     warehouse = CrashingWarehouse(path)
-    market = SyntheticMarket(seed=11, universe_size=12)
-    market_store.append_history(
-        warehouse, market.bars(sessions_between(sessions_back(MONTH[0], HISTORY_SESSIONS)[0], MONTH[-1])))
-    bars = market_store.read_bars_through(warehouse, MONTH[-1])
-    scores = compute_features(bars).filter(pl.col("session").is_in(MONTH)).select(
-        "session", "symbol", (-pl.col("ret_5") + 0.5 * pl.col("ret_60")).alias("score"))
-    store_predictions(warehouse, scores, model_version="crash-test")
+    market, _, _ = store_scored_market(warehouse, MONTH, seed=11, universe_size=12,
+                                       history_sessions=HISTORY_SESSIONS, model_version="crash-test")
     return warehouse, market
 
 
