@@ -148,7 +148,12 @@ def test_every_new_version_is_challenger_and_is_judged_on_the_same_recent_sessio
     assert 20 <= figures["window_sessions"] <= 60
     assert {"challenger_window_rank_ic", "champion_window_rank_ic", "rank_ic"} <= figures.keys()
     beat = figures["challenger_window_rank_ic"] > figures["champion_window_rank_ic"] + figures["margin"]
-    assert (verdict["action"] == "promoted") == beat
+    # promoted only by beating the champion AND passing the signal gate against its own
+    # shuffled-label control (the reason says which one held it back)
+    gate_passed = registry.version_tags()["2"].get("signal_gate") == "passed"
+    assert (verdict["action"] == "promoted") == (beat and gate_passed)
+    if beat and not gate_passed:
+        assert "signal gate" in verdict["reason"] or "shuffled-label" in verdict["reason"]
     window = verdict["reason"].split(" on ")[-1]
     last_in_window = date.fromisoformat(window.split("..")[1].split(" ")[0])
     # the window reaches past v1's training labels: v1 is scored there by itself, out of sample
