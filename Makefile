@@ -33,11 +33,12 @@ test: install
 ui: install
 	$(VENV_PY) -m trading_pipeline.serve -- .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-## The MLflow UI on http://127.0.0.1:5000 for this home's models and drift reports (one worker: a laptop's size).
+## The MLflow UI on http://127.0.0.1:5000 for this home's models and drift reports, laptop-sized: one
+## worker, and without MLflow's job runner (seven more processes this project does not use).
 mlflow: install
 	@URI=$$($(VENV_PY) -c "from trading_pipeline.settings import TradingSettings as S; print(S().resolved_mlflow_uri)"); \
 	echo "MLflow UI on http://127.0.0.1:5000 for $$URI (Ctrl-C stops it)"; \
-	exec $(VENV_PY) -m trading_pipeline.serve -- .venv/bin/mlflow ui --backend-store-uri "$$URI" -h 127.0.0.1 -p 5000 -w 1
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false exec $(VENV_PY) -m trading_pipeline.serve -- .venv/bin/mlflow ui --backend-store-uri "$$URI" -h 127.0.0.1 -p 5000 -w 1
 
 ## The daily job over a range of sessions: make sessions FROM=2024-01-02 TO=2024-02-13
 sessions: install

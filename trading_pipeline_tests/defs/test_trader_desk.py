@@ -162,3 +162,16 @@ def test_summary_is_short_readable_and_matches_the_view(desk):
     assert not any(re.search(r"\d\.\d{5,}", line) for line in lines), "raw floats in the summary"
     # make demo: a header, one line per asset step (9), an INFO line or two, then this: under 40
     assert len(lines) <= 26, "\n".join(lines)
+
+
+def test_trained_model_shows_the_champion_and_the_challenger_with_why(desk):
+    from trading_pipeline.defs.assets.model import trained_model
+
+    result = dg.materialize([trained_model], resources=desk["defs"].resources, instance=desk["instance"],
+                            run_config={"ops": {"trained_model": {"config": {"as_of": "2024-03-28"}}}})
+    metadata = result.asset_materializations_for_node("trained_model")[0].metadata
+    rows = {r["role"]: r for r in _records(metadata["models"])}
+    assert set(rows) == {"champion", "challenger"}
+    assert rows["challenger"]["version"] == f"v{metadata['version'].value}"
+    assert rows["champion"]["why"] and rows["challenger"]["why"].startswith("newly trained")
+    assert rows["champion"]["hit_rate"].endswith("%")

@@ -3,7 +3,7 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from trading_pipeline.defs.metadata import markdown_table
+from trading_pipeline.defs.metadata import markdown_table, table
 from trading_pipeline.defs.partitions import session_of, sessions_partitions
 from trading_pipeline.defs.resources import ModelStoreResource, StrategyResource, WarehouseResource
 from trading_pipeline.domain.calendar import previous_session, sessions_back
@@ -11,6 +11,7 @@ from trading_pipeline.domain.features import MIN_HISTORY_SESSIONS, compute_featu
 from trading_pipeline.domain.model import NoQualifyingModel
 from trading_pipeline.services import drift as drift_service
 from trading_pipeline.services import modeling
+from trading_pipeline.services.account_view import model_story
 from trading_pipeline.services.report_links import DEFAULT_KEEP_SESSIONS, publish_drift_report
 from trading_pipeline.storage import market_store
 
@@ -67,7 +68,12 @@ def trained_model(
         )
     except (ValueError, modeling.NotEnoughHistory) as error:
         raise dg.Failure(description=str(error)) from None
+    models = model_story(model_store.registry())
+    context.log.info(f"v{outcome.version} {'is the new champion' if outcome.became_champion else 'stays challenger'}: "
+                     f"{outcome.reason}; rank IC {outcome.metrics.get('rank_ic', float('nan')):.4f}")
     return dg.MaterializeResult(metadata={
+        # the champion and the challenger side by side, with why each holds its alias
+        "models": table(models, {"rank_ic": "number", "ic": "number", "hit_rate": "percent"}),
         "version": outcome.version, "became_champion": outcome.became_champion,
         "reason": outcome.reason, "trained_from": str(outcome.first_session),
         "trained_through": str(outcome.last_session),
@@ -116,7 +122,7 @@ def predictions(
     return dg.MaterializeResult(metadata={
         "model_version": choice.version, "model_training_end": str(choice.training_end),
         "model_choice": choice.reason, "rows": scores.height,
-        "top": markdown_table(scores.sort("score", descending=True).head(10)),
+        "top": table(scores.sort("score", descending=True).head(10)),
     })
 
 
@@ -162,7 +168,7 @@ def drift_report(
         "summary": markdown_table(drift_service.summary_table(
             report, warn_share=strategy.drift_warn_share, severe_share=strategy.drift_severe_share)),
         "report": dg.MetadataValue.path(str(html)),
-        "columns": markdown_table(result.per_column, max_rows=40),
+        "columns": table(result.per_column, max_rows=40),
     })
 
 
