@@ -26,15 +26,7 @@ def equity_against_backtest_png(track: pl.DataFrame, shadow: pl.DataFrame, title
         axis.set_ylabel("equity")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
-        locator = mdates.AutoDateLocator(maxticks=8)
-        axis.xaxis.set_major_locator(locator)
-        axis.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-        buffer = io.BytesIO()
-        with warnings.catch_warnings():  # a few sessions: the locator says it falls back, harmlessly
-            warnings.simplefilter("ignore", UserWarning)
-            figure.tight_layout()
-            figure.savefig(buffer, format="png")
-        return buffer.getvalue()
+        return _dated_png(figure, axis)
     finally:
         plt.close(figure)
 
@@ -68,17 +60,24 @@ def equity_and_drawdown_png(curve: pl.DataFrame, backtest: pl.DataFrame | None,
         bottom.set_ylabel("drawdown", fontsize=8)
         bottom.yaxis.set_major_formatter(PercentFormatter(decimals=1))
         bottom.grid(alpha=0.3)
-        locator = mdates.AutoDateLocator(maxticks=8)
-        bottom.xaxis.set_major_locator(locator)
-        bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-        buffer = io.BytesIO()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            figure.tight_layout()
-            figure.savefig(buffer, format="png")
-        return buffer.getvalue()
+        return _dated_png(figure, bottom)
     finally:
         plt.close(figure)
+
+
+def _dated_png(figure, axis) -> bytes:
+    """Session dates on `axis`, the figure as PNG bytes."""
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator(maxticks=8)
+    axis.xaxis.set_major_locator(locator)
+    axis.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():  # a few sessions: the locator says it falls back, harmlessly
+        warnings.simplefilter("ignore", UserWarning)
+        figure.tight_layout()
+        figure.savefig(buffer, format="png")
+    return buffer.getvalue()
 
 
 def markdown_image(png: bytes, alt: str) -> str:
