@@ -28,10 +28,9 @@ from trading_pipeline_tests.brokers.fakes.robinhood import (
     FAKE_USERNAME,
     RobinhoodRig,
 )
-from trading_pipeline_tests.brokers.fakes.robinhood.wiring import APPROVED_DEVICE, write_session_file
+from trading_pipeline_tests.brokers.fakes.robinhood.wiring import APPROVED_DEVICE, OTHER_TOTP_SECRET, write_session_file
 from trading_pipeline_tests.brokers.test_rate_limit import max_in_any_window
 
-OTHER_TOTP_SECRET = "OTHERSECRETNOTTHEFAKEONE"  # a valid secret the fake does not expect
 LONG_AGO = datetime.now(UTC) - timedelta(days=30)
 
 

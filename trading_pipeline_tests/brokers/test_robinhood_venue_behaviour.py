@@ -20,9 +20,8 @@ from trading_pipeline.brokers.robinhood.translate import ref_id_for
 from trading_pipeline.domain.orders import OrderIntent, OrderStatus, OrderType, Side
 from trading_pipeline_tests.brokers.fakes.robinhood import LoopbackTransport, RobinhoodRig
 from trading_pipeline_tests.brokers.fakes.robinhood.market import robinhood_time_now
-from trading_pipeline_tests.brokers.fakes.robinhood.wiring import APPROVED_DEVICE
+from trading_pipeline_tests.brokers.fakes.robinhood.wiring import APPROVED_DEVICE, OTHER_TOTP_SECRET
 
-OTHER_TOTP_SECRET = "OTHERSECRETNOTTHEFAKEONE"
 LONG_AGO = datetime.now(UTC) - timedelta(days=30)
 
 

@@ -57,6 +57,7 @@ class VirtualClock:
 FAKE_USERNAME = "FAKEUSER-SHOULD-NOT-LEAK"
 FAKE_PASSWORD = "FAKEPASS-SHOULD-NOT-LEAK"
 FAKE_TOTP_SECRET = "FAKESECRETSHOULDNOTLEAK"  # valid base32, and recognisable in any output
+OTHER_TOTP_SECRET = "OTHERSECRETNOTTHEFAKEONE"  # a valid secret the fake does not expect
 
 
 APPROVED_DEVICE = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"  # approved once, as by robinhood-login
