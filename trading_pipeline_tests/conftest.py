@@ -1,6 +1,8 @@
 import os
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -47,3 +49,24 @@ def small_settings(tmp_path: Path):
         return TradingSettings(_env_file=None, **values)
 
     return make
+
+
+@contextmanager
+def daily_sessions(home: Path, sessions, **overrides):
+    """daily_trading_job run for each of `sessions`, in order, on a fresh home and a real Dagster
+    instance (a small universe and a short history unless `overrides` say otherwise). Yields the
+    definitions, settings, job, instance and each session's run result."""
+    import dagster as dg
+
+    from trading_pipeline.definitions import build_definitions
+    from trading_pipeline.settings import TradingSettings
+
+    values = dict(home=home / "home", universe_size=12, history_start=date(2023, 1, 3),
+                  train_window_sessions=150, top_k=4, drift_window_sessions=10)
+    settings = TradingSettings(_env_file=None, **{**values, **overrides})
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def("daily_trading_job")
+    (home / "dagster").mkdir()
+    with dg.instance_for_test(temp_dir=str(home / "dagster")) as instance:
+        results = {s: job.execute_in_process(partition_key=s.isoformat(), instance=instance) for s in sessions}
+        yield SimpleNamespace(defs=defs, settings=settings, job=job, instance=instance, results=results)

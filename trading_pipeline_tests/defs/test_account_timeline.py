@@ -11,14 +11,13 @@ import multiprocessing
 import time
 from datetime import date, datetime
 
-import dagster as dg
 import pytest
 
-from trading_pipeline.definitions import build_definitions
 from trading_pipeline.defs.partitions import build_sessions_partitions
 from trading_pipeline.domain.calendar import NEW_YORK, SessionNotClosed, next_session, previous_session, require_closed
 from trading_pipeline.storage.account_lock import AccountBusy, AccountLock
 from trading_pipeline.storage.warehouse import Warehouse
+from trading_pipeline_tests.conftest import daily_sessions
 
 D1 = date(2024, 5, 1)
 D2 = next_session(D1)
@@ -31,19 +30,11 @@ RECORDED = ["ledger_orders", "ledger_order_events", "ledger_fills", "ledger_posi
 
 @pytest.fixture(scope="module")
 def account(tmp_path_factory):
-    from trading_pipeline.settings import TradingSettings
-
-    home = tmp_path_factory.mktemp("timeline")
-    settings = TradingSettings(_env_file=None, home=home / "home", universe_size=12,
-                               history_start=date(2023, 1, 3), train_window_sessions=150, top_k=4,
-                               drift_window_sessions=10, account_lock_wait_seconds=1)
-    job = build_definitions(settings).resolve_job_def("daily_trading_job")
-    (home / "dagster").mkdir()
-    with dg.instance_for_test(temp_dir=str(home / "dagster")) as instance:
-        for session in (D1, D2, D3):
-            assert job.execute_in_process(partition_key=session.isoformat(), instance=instance).success
-        yield {"settings": settings, "job": job, "instance": instance,
-               "warehouse": Warehouse(settings.resolved_warehouse_path)}
+    with daily_sessions(tmp_path_factory.mktemp("timeline"), (D1, D2, D3),
+                        account_lock_wait_seconds=1) as run:
+        assert all(result.success for result in run.results.values())
+        yield {"settings": run.settings, "job": run.job, "instance": run.instance,
+               "warehouse": Warehouse(run.settings.resolved_warehouse_path)}
 
 
 def _recorded(warehouse: Warehouse) -> dict[str, list]:

@@ -2,13 +2,13 @@
 
 from datetime import date
 
-import dagster as dg
 import polars as pl
 import pytest
 
 from trading_pipeline.definitions import build_definitions
 from trading_pipeline.domain.calendar import next_session
 from trading_pipeline.storage.warehouse import Warehouse
+from trading_pipeline_tests.conftest import daily_sessions
 
 D1 = date(2024, 3, 27)
 D2 = next_session(D1)  # 2024-03-28; Good Friday 2024-03-29 is no session
@@ -17,21 +17,9 @@ D3 = next_session(D2)
 
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory):
-    from trading_pipeline.settings import TradingSettings
-
-    home = tmp_path_factory.mktemp("loop")
-    settings = TradingSettings(_env_file=None, home=home / "home", universe_size=12,
-                               history_start=date(2023, 1, 3), train_window_sessions=150,
-                               top_k=4, drift_window_sessions=10)
-    defs = build_definitions(settings)
-    job = defs.resolve_job_def("daily_trading_job")
-    (home / "dagster").mkdir()
-    with dg.instance_for_test(temp_dir=str(home / "dagster")) as instance:
-        results = {}
-        for session in (D1, D2, D3):
-            results[session] = job.execute_in_process(partition_key=session.isoformat(), instance=instance)
-        yield {"settings": settings, "job": job, "instance": instance, "results": results,
-               "warehouse": Warehouse(settings.resolved_warehouse_path)}
+    with daily_sessions(tmp_path_factory.mktemp("loop"), (D1, D2, D3)) as run:
+        yield {"settings": run.settings, "job": run.job, "instance": run.instance, "results": run.results,
+               "warehouse": Warehouse(run.settings.resolved_warehouse_path)}
 
 
 def test_every_step_and_check_succeeds(loop):

@@ -11,6 +11,7 @@ import pytest
 
 from trading_pipeline.defs.metadata import money, percent, price, table
 from trading_pipeline.domain.calendar import next_session
+from trading_pipeline_tests.conftest import daily_sessions
 
 D1 = date(2024, 3, 27)
 D2 = next_session(D1)
@@ -39,22 +40,13 @@ def test_table_has_a_schema_and_formats_the_named_columns():
 
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory):
-    from trading_pipeline.definitions import build_definitions
-    from trading_pipeline.settings import TradingSettings
     from trading_pipeline.storage.ledger import Ledger
     from trading_pipeline.storage.warehouse import Warehouse
 
-    home = tmp_path_factory.mktemp("desk")
-    settings = TradingSettings(_env_file=None, home=home / "home", universe_size=10,
-                               history_start=date(2023, 1, 3), train_window_sessions=120,
-                               top_k=3, drift_window_sessions=10)
-    defs = build_definitions(settings)
-    job = defs.resolve_job_def("daily_trading_job")
-    (home / "dagster").mkdir()
-    with dg.instance_for_test(temp_dir=str(home / "dagster")) as instance:
-        results = {s: job.execute_in_process(partition_key=s.isoformat(), instance=instance) for s in (D1, D2)}
-        yield {"defs": defs, "settings": settings, "instance": instance, "results": results,
-               "ledger": Ledger(Warehouse(settings.resolved_warehouse_path))}
+    with daily_sessions(tmp_path_factory.mktemp("desk"), (D1, D2), universe_size=10,
+                        train_window_sessions=120, top_k=3) as run:
+        yield {"defs": run.defs, "settings": run.settings, "instance": run.instance, "results": run.results,
+               "ledger": Ledger(Warehouse(run.settings.resolved_warehouse_path))}
 
 
 def _view(result) -> dict:
