@@ -60,7 +60,7 @@ from trading_pipeline.domain.execution import (
     process_session,
 )
 from trading_pipeline.domain.market.bars import BAR_SCHEMA
-from trading_pipeline.domain.orders import FillReport, OrderIntent, OrderPurpose, OrderStatus, Side
+from trading_pipeline.domain.orders import FillReport, OrderIntent, OrderPurpose, OrderStatus
 from trading_pipeline.domain.risk import (
     ConstructionConfig,
     KillSwitchRules,

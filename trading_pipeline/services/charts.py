@@ -14,7 +14,6 @@ def equity_against_backtest_png(track: pl.DataFrame, shadow: pl.DataFrame, title
     import matplotlib
 
     matplotlib.use("Agg")  # no display: runs in daemons, CI and code servers
-    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(7, 3.2), dpi=90)
@@ -38,7 +37,6 @@ def equity_and_drawdown_png(curve: pl.DataFrame, backtest: pl.DataFrame | None,
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, PercentFormatter
 
