@@ -100,6 +100,95 @@ def _has_table(con, table: str) -> bool:
                             [table]).fetchall()[0][0])
 
 
+# -- a broker source's bars, fetched incrementally per symbol ---------------------------------
+
+ADJUSTMENT_EVENTS, UNIVERSE_EVENTS = "adjustment_events", "universe_events"
+ADJUSTMENT_EVENT_SCHEMA = {
+    "session_detected": pl.Date, "symbol": pl.String, "reference_session": pl.Date,
+    "old_adj_close": pl.Float64, "new_adj_close": pl.Float64, "ratio": pl.Float64,
+    "rows_replaced": pl.Int64, "source": pl.String, "recorded_at": pl.Datetime("us", "UTC"),
+}
+UNIVERSE_EVENT_SCHEMA = {
+    "session": pl.Date, "symbol": pl.String, "event": pl.String, "reason": pl.String,
+    "recorded_at": pl.Datetime("us", "UTC"),
+}
+
+
+def symbol_coverage(warehouse: Warehouse, through: date) -> pl.DataFrame:
+    """symbol, bars, first_bar, last_bar: what is stored per symbol on or before `through`."""
+    schema = {"symbol": pl.String, "bars": pl.Int64, "first_bar": pl.Date, "last_bar": pl.Date}
+    if not warehouse.table_exists(BARS):
+        return pl.DataFrame(schema=schema)
+    return warehouse.query(
+        f"""select symbol, count(*) as bars, min(session) as first_bar, max(session) as last_bar
+            from {BARS} where session <= ? group by symbol order by symbol""", [through]).cast(schema)
+
+
+def stored_adjusted(warehouse: Warehouse, symbols: Sequence[str], first: date, last: date) -> pl.DataFrame:
+    """session, symbol, adj_close stored for `symbols` from `first` to `last`."""
+    schema = {"session": pl.Date, "symbol": pl.String, "adj_close": pl.Float64}
+    if not symbols or not warehouse.table_exists(BARS):
+        return pl.DataFrame(schema=schema)
+    wanted = pl.DataFrame({"symbol": list(symbols)}, schema={"symbol": pl.String})
+    with warehouse.connect() as con:
+        con.register("wanted_symbols", wanted)
+        rows = con.sql(f"""select session, symbol, adj_close from {BARS} where session between ? and ?
+                           and symbol in (select symbol from wanted_symbols)""", params=[first, last]).pl()
+    return rows.cast(schema)
+
+
+def store_fetched(warehouse: Warehouse, bars: pl.DataFrame, readjusted: pl.DataFrame,
+                  adjustment_events: pl.DataFrame) -> int:
+    """In one transaction: put `bars` (BAR_SCHEMA; a stored (session, symbol) is replaced, never
+    doubled), replace the stored adjusted closes of the rows in `readjusted` (session, symbol,
+    adj_close) and record `adjustment_events`. Returns how many stored rows were re-adjusted."""
+    columns = ", ".join(BAR_SCHEMA)
+    replaced = 0
+    with warehouse.transaction() as con:
+        if bars.height:
+            con.register("fetched_rows", bars.select(*BAR_SCHEMA))
+            con.execute(f"create table if not exists {BARS} as select * from fetched_rows limit 0")
+            con.execute(f"""delete from {BARS} where (session, symbol) in
+                            (select (session, symbol) from fetched_rows)""")
+            con.execute(f"insert into {BARS} ({columns}) select {columns} from fetched_rows")
+            con.unregister("fetched_rows")
+        if readjusted.height and _has_table(con, BARS):
+            con.register("readjusted_rows", readjusted.select("session", "symbol", "adj_close"))
+            replaced = con.execute(
+                f"""update {BARS} set adj_close = r.adj_close from readjusted_rows r
+                    where {BARS}.session = r.session and {BARS}.symbol = r.symbol""").fetchall()[0][0]
+            con.unregister("readjusted_rows")
+        if adjustment_events.height:
+            _append_in(con, ADJUSTMENT_EVENTS, adjustment_events.select(*ADJUSTMENT_EVENT_SCHEMA))
+    return replaced
+
+
+def adjustment_events(warehouse: Warehouse) -> pl.DataFrame:
+    """Every split or dividend detected, oldest first."""
+    if not warehouse.table_exists(ADJUSTMENT_EVENTS):
+        return pl.DataFrame(schema=ADJUSTMENT_EVENT_SCHEMA)
+    return warehouse.query(f"select * from {ADJUSTMENT_EVENTS} order by recorded_at, symbol")
+
+
+def record_universe_events(warehouse: Warehouse, events: pl.DataFrame) -> None:
+    """Append universe events (joined, entered, exited, removed)."""
+    if events.height:
+        warehouse.append(UNIVERSE_EVENTS, events.select(*UNIVERSE_EVENT_SCHEMA))
+
+
+def universe_events(warehouse: Warehouse) -> pl.DataFrame:
+    if not warehouse.table_exists(UNIVERSE_EVENTS):
+        return pl.DataFrame(schema=UNIVERSE_EVENT_SCHEMA)
+    return warehouse.query(f"select * from {UNIVERSE_EVENTS} order by session, symbol, recorded_at")
+
+
+def _append_in(con, table: str, frame: pl.DataFrame) -> None:
+    con.register("appended_rows", frame)
+    con.execute(f"create table if not exists {table} as select * from appended_rows limit 0")
+    con.execute(f"insert into {table} select * from appended_rows")
+    con.unregister("appended_rows")
+
+
 # -- the file source's validated bars, kept between runs --------------------------------------
 
 FILE_MANIFEST, FILE_BARS, FILE_GAPS, FILE_SECTORS = "file_bar_manifest", "file_bars", "file_bar_gaps", "file_bar_sectors"

@@ -38,7 +38,6 @@ DATA_URL = "https://data.alpaca.markets"  # alpaca.common.enums.BaseURL.DATA
 NEW_YORK = ZoneInfo("America/New_York")
 PAGE_SIZE = 10_000  # what alpaca-py asks for per page (Alpaca's maximum)
 SYMBOLS_PER_REQUEST = 500  # keeps the query string short
-ADJUSTED_SCHEMA = {"session": pl.Date(), "symbol": pl.String(), "adj_close": pl.Float64()}
 _PRICE_KEYS = {"o": "open", "h": "high", "l": "low", "c": "close", "v": "volume"}
 
 
@@ -137,7 +136,7 @@ class RateLimitedAdapter(HTTPAdapter):
 
 class AlpacaBarSource:
     """Alpaca's daily bars for a chosen universe, as a `MarketDataSource` and as the fetcher
-    the incremental market data service uses (`fetch_bars`, `fetch_adjusted`)."""
+    the incremental market data service uses (`fetch_bars`, `fetch_traded`, `fetch_adjusted`)."""
 
     name = "alpaca"
 
@@ -195,18 +194,21 @@ class AlpacaBarSource:
     def fetch_bars(self, symbols: Sequence[str], first: date, last: date) -> pl.DataFrame:
         """Validated BAR_SCHEMA bars of `symbols` from `first` to `last`: traded prices, with
         the adjusted close beside them. A symbol Alpaca has no bars for has no rows."""
-        traded = self._fetch(symbols, first, last, "raw")
+        traded = self.fetch_traded(symbols, first, last)
         if traded.is_empty():
             return empty_bars()
-        adjusted = self._fetch(symbols, first, last, "all").select("session", "symbol", pl.col("close").alias("adj_close"))
+        adjusted = self.fetch_adjusted(symbols, first, last).select("session", "symbol", pl.col("close").alias("adj_close"))
         merged = traded.join(adjusted, on=["session", "symbol"], how="left")
         return validate_bars(merged, f"Alpaca market data ({self.config.feed} feed, {first} .. {last})")
 
+    def fetch_traded(self, symbols: Sequence[str], first: date, last: date) -> pl.DataFrame:
+        """session, symbol, open, high, low, close, volume as traded (`adjustment=raw`)."""
+        return self._fetch(symbols, first, last, "raw")
+
     def fetch_adjusted(self, symbols: Sequence[str], first: date, last: date) -> pl.DataFrame:
-        """session, symbol, adj_close: the split- and dividend-adjusted closes as Alpaca gives
-        them today."""
-        adjusted = self._fetch(symbols, first, last, "all")
-        return adjusted.select("session", "symbol", pl.col("close").alias("adj_close")).cast(ADJUSTED_SCHEMA)
+        """The same columns split- and dividend-adjusted as Alpaca gives them today
+        (`adjustment=all`). The latest bars, with no action after them, equal the traded ones."""
+        return self._fetch(symbols, first, last, "all")
 
     def _fetch(self, symbols: Sequence[str], first: date, last: date, adjustment: str) -> pl.DataFrame:
         from alpaca.data.enums import Adjustment, DataFeed
@@ -281,4 +283,4 @@ def _frame(raw: dict) -> pl.DataFrame:
         "symbol", *_PRICE_KEYS.values())
 
 
-__all__ = ["ADJUSTED_SCHEMA", "BAR_SCHEMA", "AlpacaBarSource", "AlpacaDataConfig", "RateLimitedAdapter", "retry_wait"]
+__all__ = ["BAR_SCHEMA", "AlpacaBarSource", "AlpacaDataConfig", "RateLimitedAdapter", "retry_wait"]

@@ -83,6 +83,21 @@ class FakeAlpacaData:
         with self._lock:
             self.history[symbol] = sorted([*self.history.get(symbol, []), *bars], key=lambda b: b.session)
 
+    def halt(self, symbol: str, sessions: list[date]) -> None:
+        """No trading (so no bar) in `symbol` on these sessions."""
+        with self._lock:
+            self.history[symbol] = [b for b in self.history.get(symbol, []) if b.session not in set(sessions)]
+
+    def delist(self, symbol: str, last: date) -> None:
+        """`symbol` trades for the last time on `last`."""
+        with self._lock:
+            self.history[symbol] = [b for b in self.history.get(symbol, []) if b.session <= last]
+
+    def list_from(self, symbol: str, first: date) -> None:
+        """`symbol` starts trading on `first` (an IPO): no bars before it."""
+        with self._lock:
+            self.history[symbol] = [b for b in self.history.get(symbol, []) if b.session >= first]
+
     def split(self, symbol: str, ex_date: date, ratio: float) -> None:
         with self._lock:
             self.actions.append(CorporateAction(symbol, ex_date, ratio, "split"))
