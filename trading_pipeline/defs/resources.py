@@ -36,7 +36,11 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 class MarketDataResource(dg.ConfigurableResource):
-    """Where bars come from: the synthetic market (default) or a folder of files."""
+    """Where bars come from: the synthetic market (default), a folder of files, or a broker's
+    market data (alpaca, ibkr) for a chosen universe. A broker's credentials are `EnvVar`s,
+    the same ones its broker resource reads: resolved at launch, hidden in the UI and reprs."""
+
+    _SECRET_FIELDS: ClassVar[frozenset[str]] = frozenset({"alpaca_key_id", "alpaca_secret_key"})
 
     source: str = "synthetic"
     seed: int = 7
@@ -47,14 +51,67 @@ class MarketDataResource(dg.ConfigurableResource):
     symbol_pattern: str = r"^[A-Z][A-Z0-9.\-]{0,14}$"
     # where the file source keeps validated bars between runs (None: read the folder each run)
     warehouse_path: str | None = None
+    # broker sources: TRADING_UNIVERSE (a comma list or @path), the feed and the endpoints
+    universe: str | None = None
+    alpaca_feed: str = "iex"
+    alpaca_data_url: str | None = None  # APCA_API_DATA_URL: a proxy or a local fake
+    alpaca_key_id: str | None = None  # EnvVar("APCA_API_KEY_ID")
+    alpaca_secret_key: str | None = None  # EnvVar("APCA_API_SECRET_KEY")
+    ibkr_trading_env: str = "paper"
+    ibkr_host: str | None = None
+    ibkr_port: str | None = None
+    ibkr_client_id: str | None = None  # the data connection uses the next id (the orders' stays free)
+    ibkr_gateway: str | None = None
 
     _market = PrivateAttr(default=None)
+
+    def __repr_args__(self):
+        for name, value in super().__repr_args__():
+            yield name, ("***" if name in self._SECRET_FIELDS and value else value)
+
+    @property
+    def from_broker(self) -> bool:
+        return self.source in ("alpaca", "ibkr")
+
+    def chosen_universe(self):
+        """TRADING_UNIVERSE, parsed and checked (UniverseError names each bad symbol)."""
+        from trading_pipeline.domain.market.universe import UniverseError, parse_universe
+
+        if not self.universe:
+            raise UniverseError(f"TRADING_DATA_SOURCE={self.source} needs TRADING_UNIVERSE: the symbols to trade, "
+                                "a comma list (AAPL,MSFT,SPY) or @path to a file of symbols")
+        return parse_universe(self.universe, self.symbol_pattern)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        if self.from_broker:
+            self.chosen_universe()  # a bad universe fails the run before any step
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        close = getattr(self._market, "close", None)
+        if self.from_broker and close is not None:
+            close()
+
+    def _broker_source(self):
+        symbols = self.chosen_universe().symbols
+        if self.source == "alpaca":
+            from trading_pipeline.brokers.alpaca.market_data import AlpacaBarSource, AlpacaDataConfig
+
+            return AlpacaBarSource(AlpacaDataConfig(
+                self.alpaca_key_id or "", self.alpaca_secret_key or "", feed=self.alpaca_feed,
+                url_override=self.alpaca_data_url), symbols)
+        from trading_pipeline.brokers.ibkr.market_data import IbkrBarSource, IbkrDataConfig
+
+        return IbkrBarSource(IbkrDataConfig.from_values(
+            trading_env=self.ibkr_trading_env, host=self.ibkr_host, port=self.ibkr_port,
+            client_id=self.ibkr_client_id, gateway=self.ibkr_gateway), symbols)
 
     def market(self):
         from trading_pipeline.domain.market import FileBarSource, SyntheticMarket
 
         if self._market is None:
-            if self.source == "files":
+            if self.from_broker:
+                self._market = self._broker_source()
+            elif self.source == "files":
                 if not self.data_path:
                     raise ValueError("TRADING_DATA_SOURCE=files needs TRADING_DATA_PATH")
                 from trading_pipeline.storage.market_store import WarehouseBarFileStore

@@ -25,6 +25,8 @@ def market_bars(
     source = market.market()
     # Everything the run needs is checked before anything is written.
     _check_history_start(market, session)
+    if market.from_broker:
+        return _from_broker(context, market, warehouse, alerts, session)
     loaded = source.load() if isinstance(source, FileBarSource) else None
     bars = source.bars([session])
     if bars.is_empty():
@@ -43,6 +45,25 @@ def market_bars(
     }
     if loaded is not None:
         metadata.update(_file_metadata(source, loaded, session))
+    metadata.update(quarantine_session(context, warehouse, alerts, session))  # suspect bars never trade
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _from_broker(context: dg.AssetExecutionContext, market: MarketDataResource, warehouse: WarehouseResource,
+                 alerts: AlertsResource, session) -> dg.MaterializeResult:
+    """Fetch what is missing from the broker's market data, restate split or dividend history."""
+    from trading_pipeline.services.market_data import sync_session
+
+    report = sync_session(warehouse.warehouse, market.market(), session, market.first_session)
+    bars = market_store.read_bars(warehouse.warehouse, [session])
+    if bars.is_empty():
+        raise dg.Failure(description=f"{market.source} has no bars for session {session} for any symbol of the "
+                         "universe (a holiday the calendar does not know, or the feed lags); the bars fetched for "
+                         "earlier sessions are stored. Run the session again later", metadata=report.metadata())
+    context.log.info(f"{report.source}: {report.requests} requests, {report.stored_rows} bars stored, "
+                     f"{report.adjustments.height} split(s)/dividend(s) restated")
+    metadata = {"rows": bars.height, "symbols": bars["symbol"].n_unique(), **report.metadata(),
+                "preview": dg.MetadataValue.md(bars.head(10).to_pandas().to_markdown(index=False))}
     metadata.update(quarantine_session(context, warehouse, alerts, session))  # suspect bars never trade
     return dg.MaterializeResult(metadata=metadata)
 
