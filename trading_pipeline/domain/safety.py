@@ -16,6 +16,7 @@ class SubmissionKeys:
     kill_switch_engaged: bool
     dry_run: bool
     risk_failures: tuple[str, ...] = ()  # limits the order path found broken just before sending
+    human_approved: bool = False  # live: a person approved the model in use (approval_job)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,9 @@ def may_submit(keys: SubmissionKeys, reduces_exposure: bool = False) -> Submissi
             reasons.append("live trading is not enabled (TRADING_LIVE_ENABLED=true)")
         if not keys.promotion_approved:
             reasons.append("no approved paper-to-live promotion is on record for the model in use")
+        if not keys.human_approved:
+            reasons.append("no person has approved the model in use for live: record a decision with "
+                           "approval_job (strategy, model_version, decision approve, reason, name)")
     elif keys.trading_env not in ("local", "paper"):
         reasons.append(f"unknown TRADING_ENV {keys.trading_env!r}")
     return SubmissionDecision(send=not reasons, reasons=tuple(reasons))

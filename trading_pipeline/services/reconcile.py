@@ -11,6 +11,7 @@ from trading_pipeline.brokers.base import Broker
 from trading_pipeline.domain import reconciliation as rec
 from trading_pipeline.domain.calendar import session_close
 from trading_pipeline.domain.orders import AccountSnapshot, PositionReport
+from trading_pipeline.storage import adoption_store
 from trading_pipeline.storage.ledger import Ledger
 
 # How far back to ask for fills: comfortably longer than any gap between runs.
@@ -35,6 +36,9 @@ def reconcile(broker: Broker, ledger: Ledger, session: date) -> Reconciliation:
     ours = ledger.order_ids(broker.name)
     # Measured from the session, not the wall clock, so replays of past sessions work too.
     broker_fills = broker.fills(since=session_close(session) - FILL_LOOKBACK)
+    opening = adoption_store.opening_state(ledger.warehouse, broker.name)  # None: the account began flat
+    if opening is not None:  # fills from before the adoption are in its positions already
+        broker_fills = [f for f in broker_fills if f.fill_id not in opening.fill_ids]
     new_fills = ledger.record_fills(broker_fills, broker.name, session)
 
     open_in_ledger = ledger.open_orders(broker.name)
@@ -53,9 +57,21 @@ def reconcile(broker: Broker, ledger: Ledger, session: date) -> Reconciliation:
     )
     missed = {b.symbol for b in breaks if b.kind is rec.BreakKind.MISSED_FILL}
     positions = broker.positions()
-    breaks += rec.position_breaks(rec.expected_positions(ledger.fills(broker.name)), positions, missed)
+    breaks += rec.position_breaks(_expected_positions(ledger, broker.name, opening), positions, missed)
     breaks += rec.unknown_state_breaks(ledger.orders_in_unknown_state(broker.name))
 
     account = broker.account()
     ledger.snapshot_session(session, broker.name, positions, account)
     return Reconciliation(session, rec.breaks_frame(breaks), positions, account, new_fills)
+
+
+def _expected_positions(ledger: Ledger, account: str, opening) -> dict[str, float]:
+    """The ledger's fills, on top of the adopted opening positions for an adopted account."""
+    fills = ledger.fills(account)
+    if opening is None:
+        return rec.expected_positions(fills)
+    expected = dict(opening.positions)
+    after = fills.filter(~fills["fill_id"].is_in(list(opening.fill_ids))) if fills.height else fills
+    for symbol, quantity in rec.expected_positions(after).items():
+        expected[symbol] = expected.get(symbol, 0.0) + quantity
+    return expected

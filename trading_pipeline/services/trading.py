@@ -40,6 +40,8 @@ from trading_pipeline.domain.session_plan import (
     execute_plan,
     plan_session,
 )
+from trading_pipeline.services.adoption import require_adopted
+from trading_pipeline.services.approval import live_approval
 from trading_pipeline.services.data_quality import (
     clean_returns_history,
     last_good_closes,
@@ -155,13 +157,15 @@ def _plan_and_record(ledger: Ledger, broker: Broker, session: date, strategy,
         raise RuntimeError(f"no predictions stored for {session}: materialise predictions first")
     versions = scores["model_version"].unique().to_list() if "model_version" in scores.columns else []
     positions = broker.positions()
+    open_orders = broker.open_orders()
+    require_adopted(ledger, account, positions, open_orders)  # holdings the ledger never saw: adopt first
     snapshot = broker.account()
     engaged, _ = ledger.kill_switch_engaged(account)
     state = SessionState(
         equity=snapshot.equity, buying_power=snapshot.buying_power,
         held={p.symbol: p.quantity for p in positions},
         entry_prices={p.symbol: p.avg_entry_price for p in positions},
-        working_stops=working_stops_from(broker.open_orders()),
+        working_stops=working_stops_from(open_orders),
         kill_switch_engaged=engaged,
         frozen=quarantined_symbols(warehouse, session))  # suspect bars: hold as is, no new order
     policy = PlanPolicy(strategy=strategy.strategy, construction=strategy.construction(),
@@ -344,18 +348,18 @@ def _report_from_row(row: dict) -> OrderStatusReport:
 def _keys(ledger: Ledger, account: str, strategy, model_version: str | None,
           failures: tuple[str, ...]) -> SubmissionKeys:
     engaged, _ = ledger.kill_switch_engaged(account)
-    promotion = ledger.latest_promotion(strategy.strategy)
+    # Live only: the sensor's promotion and a person's approval, both for the very model version
+    # that made the plan's scores (services/approval.py).
+    promotion_approved, human_approved = (live_approval(ledger, strategy.strategy, model_version)
+                                          if strategy.trading_env == "live" else (False, False))
     return SubmissionKeys(
         trading_env=strategy.trading_env,
         live_enabled=strategy.live_enabled,
-        # the approval must be for live and for the very model version that made the plan's scores
-        promotion_approved=bool(promotion and promotion["decision"] == "approved"
-                                and promotion["stage_to"] == "live"
-                                and model_version is not None
-                                and promotion["model_version"] == model_version),
+        promotion_approved=promotion_approved,
         kill_switch_engaged=engaged,
         dry_run=strategy.dry_run,
         risk_failures=failures,
+        human_approved=human_approved,
     )
 
 

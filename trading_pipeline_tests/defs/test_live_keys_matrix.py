@@ -31,6 +31,7 @@ from trading_pipeline.domain.calendar import sessions_between
 from trading_pipeline.domain.market import SyntheticMarket
 from trading_pipeline.domain.orders import OrderIntent, OrderType, Side
 from trading_pipeline.services import trading
+from trading_pipeline.services.approval import record_decision
 from trading_pipeline.storage import market_store
 from trading_pipeline.storage.ledger import Ledger
 from trading_pipeline.storage.warehouse import Warehouse
@@ -62,6 +63,8 @@ def submit_with(prepared, tmp_path, live_enabled, approved_version, kill_switch,
     ledger = Ledger(warehouse)
     if approved_version is not None:
         ledger.record_promotion("daily_ml", approved_version, "paper", "live", "approved", ["test"], 20)
+        record_decision(ledger, strategy="daily_ml", model_version=approved_version, decision="approve",
+                        reason="test", operator="test")  # the person's key goes with the sensor's approval
     if kill_switch:
         ledger.set_kill_switch("simulator", True, "test", actor="test")
     broker = PaperSimulator(warehouse, lambda s: market.bars([s]), SimulatorConfig())
@@ -218,11 +221,14 @@ def test_a_paper_account_flattens_without_the_live_confirmation(account_with_pos
 # -- every job is covered -----------------------------------------------------------------------
 
 # Jobs made of ops (not assets) that could reach a broker, and the matrix above that covers them.
-OP_JOBS_THAT_SEND = {"emergency_stop_job": test_exactly_one_combination_lets_a_live_emergency_flatten_send}
+OP_JOBS_THAT_SEND = {"emergency_stop_job": test_exactly_one_combination_lets_a_live_emergency_flatten_send,
+                     # its protective stops: defs/test_adoption_job.py, the live keys hold them
+                     "adoption_job": "test_adoption_job::test_in_live_the_adoption_stops_wait_for_every_key"}
 # Op jobs that send nothing, and why; a new job must be put in one of the two.
 OP_JOBS_THAT_SEND_NOTHING = {
     "clear_kill_switch_job": "releases the kill switch in the ledger; no broker call",
     "release_quarantine_job": "records the release of a quarantined bar; no broker call",
+    "approval_job": "records a person's decision on a promotion; no broker call",
 }
 
 

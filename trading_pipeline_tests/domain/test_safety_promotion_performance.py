@@ -21,7 +21,8 @@ TRADED = TradingActivity(filled_orders=40, exposure_sessions=20, sent_orders=42,
 def test_exactly_one_combination_of_live_keys_sends():
     sent = []
     for live_enabled, approved, killed, dry in itertools.product([True, False], repeat=4):
-        decision = may_submit(SubmissionKeys("live", live_enabled, approved, killed, dry))
+        # "approved": the sensor's promotion and a person's approval (approval_job) both on record
+        decision = may_submit(SubmissionKeys("live", live_enabled, approved, killed, dry, human_approved=approved))
         if decision.send:
             sent.append((live_enabled, approved, killed, dry))
         else:
