@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from trading_pipeline_tests.brokers.fakes.tws import wire
+from trading_pipeline_tests.brokers.fakes.tws import historical, wire
 from trading_pipeline_tests.brokers.fakes.tws.state import BrokerState, FakeOrder, tws_time
 from trading_pipeline_tests.brokers.fakes.tws.wire import IncomingId as In
 
@@ -64,6 +64,7 @@ class TwsRequests:
             In.REQ_MANAGED_ACCTS: lambda c, f: c.send(wire.managed_accounts(self.state.accounts)),
             In.REQ_CURRENT_TIME: lambda c, f: c.send(
                 wire.current_time(int(self.state.now().timestamp()))),
+            historical.REQ_HISTORICAL_DATA: lambda c, f: historical.answer(self, c, f),  # type: ignore[arg-type]
         }.get(msg_id)
         if handler is not None:
             handler(client, fields)
