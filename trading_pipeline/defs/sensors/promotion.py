@@ -13,6 +13,7 @@ from trading_pipeline.defs.resources import (
     WarehouseResource,
 )
 from trading_pipeline.domain.promotion import Decision, PromotionGates
+from trading_pipeline.services.approval import waiting_for_person
 from trading_pipeline.services.promotion import evaluate_and_record
 
 SEVERITY = {Decision.APPROVED: Severity.WARNING, Decision.REJECTED: Severity.WARNING,
@@ -56,4 +57,7 @@ def paper_to_live_promotion_sensor(context: dg.SensorEvaluationContext, warehous
             "promotion_reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in result.reasons)),
             "promotion_gates": markdown_table(checks),
             "waiting_for": outcome.waiting_for or "nothing",
+            # a needs_review, or an approval for live, waits on a person (approval_job)
+            "waiting_for_person": waiting_for_person(warehouse.ledger, strategy.strategy, outcome.model_version,
+                                                     outcome.stage_to, result.decision) or "nothing",
         })])
