@@ -130,9 +130,7 @@ def sync_session(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> SyncReport:
     """Bring the warehouse's bars of `source`'s universe up to `session` (see the module)."""
-    from trading_pipeline.domain.market.universe import DEFAULT_EXIT_AFTER_SESSIONS as exit_default
-
-    exit_after = exit_default if exit_after is None else exit_after
+    exit_after = DEFAULT_EXIT_AFTER_SESSIONS if exit_after is None else exit_after
     requests_before = source.requests
     recorded = market_store.universe_events(warehouse)
     exited = _with_event(recorded, "exited")

@@ -67,3 +67,25 @@ def test_credentials_stay_out_of_the_run_record(loop):
     for result in loop["run"].results.values():
         for event in result.all_events:
             assert secret not in str(event)
+
+
+def test_daily_job_on_ibkr_historical_data(tmp_path):
+    from datetime import UTC, datetime
+
+    from trading_pipeline_tests.brokers.fakes.tws import FakeTws
+    from trading_pipeline_tests.brokers.fakes.tws.historical import data_environment as tws_environment
+    from trading_pipeline_tests.brokers.fakes.tws.historical import load_market
+
+    with FakeTws() as tws, pytest.MonkeyPatch.context() as env:
+        history = load_market(tws, 8, HISTORY_START, D2)
+        tws.state.clock = datetime(D2.year, D2.month, D2.day, 22, tzinfo=UTC)
+        variables = tws_environment(tws)
+        for name, value in variables.items():
+            env.setenv(name, value)
+        with daily_sessions(tmp_path, (D1, D2), history_start=HISTORY_START, universe_size=8,
+                            data_source="ibkr", universe=variables["TRADING_UNIVERSE"]) as run:
+            assert all(result.success for result in run.results.values())
+            figures = [_bars_metadata(run.results[s]) for s in (D1, D2)]
+    assert figures[0]["symbols_backfilled"] == 8 and figures[1]["data_requests"] == 8  # one per symbol
+    assert not history.violations()
+    assert {r.what for r in history.requests} == {"TRADES", "ADJUSTED_LAST"}

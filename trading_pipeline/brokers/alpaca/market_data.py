@@ -31,7 +31,7 @@ from requests.adapters import HTTPAdapter
 from trading_pipeline.brokers.rate_limit import Bucket, RateLimiter
 from trading_pipeline.brokers.retry import call_with_retries
 from trading_pipeline.brokers.secrets import Secret, scrub
-from trading_pipeline.domain.market.bars import BAR_SCHEMA, MarketDataError, empty_bars, validate_bars
+from trading_pipeline.domain.market.bars import MarketDataError, empty_bars, validate_bars
 
 FEEDS = ("iex", "sip")
 DATA_URL = "https://data.alpaca.markets"  # alpaca.common.enums.BaseURL.DATA
@@ -283,4 +283,4 @@ def _frame(raw: dict) -> pl.DataFrame:
         "symbol", *_PRICE_KEYS.values())
 
 
-__all__ = ["BAR_SCHEMA", "AlpacaBarSource", "AlpacaDataConfig", "RateLimitedAdapter", "retry_wait"]
+__all__ = ["AlpacaBarSource", "AlpacaDataConfig", "RateLimitedAdapter", "retry_wait"]

@@ -18,7 +18,6 @@ and is adjusted for every split up to the fake's clock.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -62,7 +61,6 @@ class TwsHistory:
     same_contract_seconds: float = 2.0
     requests: list[HistoricalRequest] = field(default_factory=list)
     _sent: deque = field(default_factory=deque)  # (time, key, symbol) of requests let through
-    _lock: threading.Lock = field(default_factory=threading.Lock)
     clock = staticmethod(time.monotonic)
 
     def add(self, symbol: str, bars: list[DailyBar]) -> None:
@@ -156,3 +154,33 @@ def answer(fake: FakeTws, client: _Client, fields: list[str]) -> None:
     record("bars", len(rows))
     start_text, end_text = first.strftime("%Y%m%d  00:00:00"), last.strftime("%Y%m%d  23:59:59")
     client.send([HISTORICAL_DATA, req_id, start_text, end_text, len(rows), *(v for row in rows for v in row)])
+
+
+def load_market(fake: FakeTws, symbols: int = 20, first: date = date(2020, 1, 2), last: date = date(2022, 12, 30),
+                *, split=None, seed: int = 7, bars=None, **pacing) -> TwsHistory:
+    """Give `fake` `symbols` symbols of the project's synthetic market (or the rows of a
+    BAR_SCHEMA frame `bars`) as daily history, an optional split (a `PlannedSplit` from the
+    Alpaca data fake's package), and IB's pacing rules (or `pacing` overrides); its clock
+    decides how far ADJUSTED_LAST restates (`fake.state.clock`)."""
+    from trading_pipeline.domain.calendar import sessions_between
+    from trading_pipeline.domain.market import SyntheticMarket
+
+    history = attach_history(fake, TwsHistory(**pacing))
+    if bars is None:
+        bars = SyntheticMarket(seed=seed, universe_size=symbols).bars(sessions_between(first, last))
+    for (symbol,), rows in bars.sort("session").partition_by("symbol", as_dict=True).items():
+        history.add(symbol, [DailyBar(*row) for row in rows.select(
+            "session", "open", "high", "low", "close", "volume").iter_rows()])
+    if split is not None:
+        if split.symbol not in history.bars:
+            raise ValueError(f"the split names {split.symbol}, which the fake does not hold")
+        history.split(split.symbol, split.ex_date, split.ratio)
+    return history
+
+
+def data_environment(fake: FakeTws, universe=None, client_id: int = 17) -> dict[str, str]:
+    """The environment variables that point TRADING_DATA_SOURCE=ibkr at this fake (bars are
+    fetched on client id `client_id` + 1); the universe defaults to every symbol it holds."""
+    history: TwsHistory = getattr(fake, "history", None) or attach_history(fake)
+    return {"TRADING_DATA_SOURCE": "ibkr", "TRADING_UNIVERSE": ",".join(universe or sorted(history.bars)),
+            "IBKR_HOST": "127.0.0.1", "IBKR_PORT": str(fake.port), "IBKR_CLIENT_ID": str(client_id)}
