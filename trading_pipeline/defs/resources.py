@@ -101,8 +101,10 @@ class MarketDataResource(dg.ConfigurableResource):
                 url_override=self.alpaca_data_url), symbols)
         from trading_pipeline.brokers.ibkr.market_data import IbkrBarSource, IbkrDataConfig
 
+        # bars only: a local run reads them from a paper login's ports unless IBKR_PORT says otherwise
+        data_env = self.ibkr_trading_env if self.ibkr_trading_env in ("paper", "live") else "paper"
         return IbkrBarSource(IbkrDataConfig.from_values(
-            trading_env=self.ibkr_trading_env, host=self.ibkr_host, port=self.ibkr_port,
+            trading_env=data_env, host=self.ibkr_host, port=self.ibkr_port,
             client_id=self.ibkr_client_id, gateway=self.ibkr_gateway), symbols)
 
     def market(self):
