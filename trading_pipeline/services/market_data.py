@@ -19,6 +19,7 @@ Per session (`sync_session`):
 5. The universe is reviewed (`domain/market/universe.review_members`): `universe_events`
    records who joined, entered (has the history features need), exited (stopped trading) or
    was removed. A symbol with no data is reported, not fatal; an exited one is not fetched.
+   A symbol an account holds is fetched even outside the universe (`held_symbols`).
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class SyncReport:
     readjusted_rows: int  # stored rows whose adjusted close was replaced
     statuses: list[MemberStatus] = field(default_factory=list)
     events: pl.DataFrame = field(default_factory=pl.DataFrame)  # UNIVERSE_EVENT_SCHEMA rows recorded now
+    held_outside: list[str] = field(default_factory=list)  # held, not in the universe: fetched to value and exit
 
     def with_status(self, status: str) -> list[str]:
         return [s.symbol for s in self.statuses if s.status == status]
@@ -106,6 +108,7 @@ class SyncReport:
             "waiting_for_history": listed(self.with_status("waiting")),
             "halted_symbols": listed(self.with_status("halted")),
             "symbols_without_data": listed(self.with_status("no_data")),
+            "held_outside_universe": listed(self.held_outside),
             "exited_this_session": listed(self.events.filter(pl.col("event") == "exited")["symbol"].to_list()
                                           if self.events.height else []),
             "splits_or_dividends": "; ".join(adjusted) or "none",
@@ -134,7 +137,8 @@ def sync_session(
     requests_before = source.requests
     recorded = market_store.universe_events(warehouse)
     exited = _with_event(recorded, "exited")
-    chosen = [s for s in source.universe if s not in exited]
+    outside = [s for s in held_symbols(warehouse, session) if s not in source.universe and s not in exited]
+    chosen = [s for s in source.universe if s not in exited] + outside
     coverage = {row["symbol"]: row for row in market_store.symbol_coverage(warehouse, session).iter_rows(named=True)}
 
     new_symbols = [s for s in chosen if s not in coverage]
@@ -167,10 +171,25 @@ def sync_session(
     replaced = market_store.store_fetched(warehouse, bars, readjusted, _with_rows(changes, readjusted))
     statuses, events = _review(warehouse, source, session, recorded, exited, history_needed, exit_after, now())
     return SyncReport(
-        session=session, source=source.name, requests=source.requests - requests_before,
+        session=session, source=source.name, requests=source.requests - requests_before, held_outside=outside,
         backfilled=sorted(set(new_symbols) & set(bars["symbol"].to_list())), stored_rows=bars.height,
         session_rows=bars.filter(pl.col("session") == session).height, adjustments=_with_rows(changes, readjusted),
         readjusted_rows=replaced, statuses=statuses, events=events)
+
+
+def held_symbols(warehouse: Warehouse, session: date) -> list[str]:
+    """Symbols an account of this warehouse holds: its latest position snapshot on or before
+    `session`, or what an adoption took on. Their bars are fetched even outside the universe
+    (removed from it, or held before adoption), so a holding can always be valued and exited."""
+    held: set[str] = set()
+    if warehouse.table_exists("ledger_positions"):
+        held |= set(warehouse.query(
+            """select symbol from ledger_positions p where quantity <> 0 and session = (
+                   select max(session) from ledger_positions q where q.broker = p.broker and q.session <= ?)""",
+            [session])["symbol"].to_list())
+    if warehouse.table_exists("adopted_positions"):
+        held |= set(warehouse.query("select symbol from adopted_positions where quantity <> 0")["symbol"].to_list())
+    return sorted(held)
 
 
 def _validated(bars: pl.DataFrame, source: FetchingSource) -> pl.DataFrame:

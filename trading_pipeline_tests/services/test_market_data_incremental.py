@@ -21,12 +21,16 @@ SPLIT = PlannedSplit("SYM0003", SESSIONS[12], 2.0)
 HALTED = "SYM0004"  # no bar on sessions 5 and 6
 DELISTED = "SYM0005"  # last bar on session 8
 LISTED = "SYM0006"  # trades from 40 sessions before the first run: waits for history, then enters
-UNIVERSE = [f"SYM{n:04d}" for n in range(1, 13)] + ["NODATA"]
+HELD = "SYM0012"  # held by the account, not in the universe
+UNIVERSE = [f"SYM{n:04d}" for n in range(1, 12)] + ["NODATA"]
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     warehouse = Warehouse(tmp_path_factory.mktemp("md") / "warehouse.duckdb")
+    warehouse.append("ledger_positions", pl.DataFrame(
+        {"session": [date(2022, 12, 30)], "broker": ["alpaca-paper"], "symbol": [HELD], "quantity": [40.0],
+         "avg_entry_price": [50.0], "market_price": [50.0]}))
     with serve_market(12, HISTORY_START, SESSIONS[-1], split=SPLIT) as server:
         fake = server.fake
         fake.halt(HALTED, SESSIONS[5:7])
@@ -46,8 +50,8 @@ def run(tmp_path_factory):
 def test_first_session_backfills_and_later_ones_fetch_one_page(run):
     reports = run["reports"]
     per_session = [r.requests for r in reports]
-    print("\nrequests per session (30 sessions, 13 symbols):", per_session, "total", sum(per_session))
-    assert reports[0].backfilled and len(reports[0].backfilled) == 12  # NODATA has none
+    print("\nrequests per session (30 sessions, 12 symbols and a held one):", per_session, "total", sum(per_session))
+    assert len(reports[0].backfilled) == 12  # 11 of the universe (NODATA has none) and the held one
     # until NODATA leaves (10 sessions without data) its back-fill is tried once a session
     assert all(n == 2 for n in per_session[1:11])
     quiet = [n for i, n in enumerate(per_session) if i > 11 and i != 12]
@@ -134,3 +138,11 @@ def test_rerunning_a_session_fetches_little_and_changes_nothing(run):
     again = sync_session(wh, source, SESSIONS[-1], HISTORY_START)
     assert again.stored_rows == 0 and again.adjustments.is_empty() and again.requests == 0
     assert market_store.read_bars_through(wh, SESSIONS[-1]).equals(before)
+
+
+def test_a_holding_outside_the_universe_is_fetched_but_not_a_member(run):
+    reports, wh = run["reports"], run["warehouse"]
+    assert all(r.held_outside == [HELD] for r in reports)
+    assert market_store.read_bars(wh, SESSIONS).filter(pl.col("symbol") == HELD).height == len(SESSIONS)
+    assert HELD not in market_store.universe_events(wh)["symbol"].to_list()
+    assert reports[-1].metadata()["held_outside_universe"] == HELD
