@@ -175,6 +175,7 @@ def summary_lines(settings: TradingSettings, session: date | None = None) -> lis
     from trading_pipeline.defs.environment import resources_for
     from trading_pipeline.defs.metadata import money, percent
     from trading_pipeline.services.account_view import account_view, drift_row
+    from trading_pipeline.services.modeling import version_used
     from trading_pipeline.storage.ledger import Ledger
     from trading_pipeline.storage.warehouse import Warehouse
 
@@ -190,11 +191,10 @@ def summary_lines(settings: TradingSettings, session: date | None = None) -> lis
         desk = account_view(ledger, account, session)
     except LookupError as missing:
         return [str(missing)]
-    today, drift = desk.today, drift_row(ledger, session)
+    today, drift = desk.today, drift_row(ledger, session, account)
     invested = float(desk.positions["market_value"].sum()) if desk.positions.height else 0.0
     switch = f"ENGAGED: {desk.kill_switch_reason}" if desk.kill_switch_engaged else "released"
-    version = warehouse.scalar("select max(model_version) from predictions where session = ?", [session]) \
-        if warehouse.table_exists("predictions") else None
+    version = version_used(warehouse, session, account)
     lines = [
         "",
         f"Session {session}, account {account} ({settings.env})",

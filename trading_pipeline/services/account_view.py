@@ -147,10 +147,10 @@ def model_story(registry, roles: tuple[str, ...] = ("champion", "challenger")) -
                                       "since": pl.String, "why": pl.String})
 
 
-def drift_row(ledger: Ledger, session: date) -> dict | None:
-    """The session's drift report as recorded (severity, drifted share, the champion's realised
-    rank IC, the HTML file), or None before drift_report ran."""
-    if not ledger.warehouse.table_exists("drift_reports"):
-        return None
-    rows = ledger.warehouse.query("select * from drift_reports where session = ?", [session])
+def drift_row(ledger: Ledger, session: date, account: str | None = None) -> dict | None:
+    """The session's drift report as recorded for `account` (severity, drifted share, the
+    champion's realised rank IC, the HTML file), or None before drift_report ran."""
+    from trading_pipeline.storage.account_tables import read_account_range
+
+    rows = read_account_range(ledger.warehouse, "drift_reports", account, session, session)
     return rows.row(0, named=True) if rows.height else None

@@ -1,5 +1,5 @@
 """Drift of recent features and predictions against the champion's training reference, and
-the decay of the champion's realised rank IC; one `drift_reports` row per session."""
+the decay of the champion's realised rank IC; one `drift_reports` row per account and session."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from trading_pipeline.domain.features import FEATURE_COLUMNS, MIN_HISTORY_SESSIO
 from trading_pipeline.domain.labels import forward_return_labels
 from trading_pipeline.domain.model import ModelRegistry
 from trading_pipeline.services import modeling
-from trading_pipeline.storage import market_store
+from trading_pipeline.storage import account_tables, market_store
 from trading_pipeline.storage.warehouse import Warehouse
 
 REFERENCE_SESSIONS = 250
@@ -83,11 +83,12 @@ class DriftReport:
 
 
 def champion_decay(warehouse: Warehouse, model_version: str, session: date, *,
-                   horizon: int, policy: DecayPolicy, training_end: date | None = None) -> DecayResult:
-    """The decay figure of `model_version` on `session` from stored predictions and bars;
-    with `training_end`, only its scores of later sessions count."""
+                   horizon: int, policy: DecayPolicy, training_end: date | None = None,
+                   account: str | None = None) -> DecayResult:
+    """The decay figure of `model_version` on `session` from `account`'s stored predictions and
+    bars; with `training_end`, only its scores of later sessions count."""
     window = decay_window(session, horizon, policy.window)
-    predictions = market_store.read_table_range(warehouse, PREDICTIONS_TABLE, window[0], window[-1])
+    predictions = modeling.read_predictions(warehouse, account, window[0], window[-1])
     if predictions.is_empty():
         predictions = pl.DataFrame(schema={"session": pl.Date, "symbol": pl.String,
                                            "score": pl.Float64, "model_version": pl.String})
@@ -103,14 +104,15 @@ def drift_for_session(warehouse: Warehouse, registry: ModelRegistry, session: da
                       window: int, warn_share: float, severe_share: float,
                       column_threshold: float, html_path: Path | None,
                       decay: DecayPolicy, horizon: int,
-                      model_version: str | None = None) -> DriftReport:
+                      model_version: str | None = None, account: str | None = None) -> DriftReport:
     """Data and prediction drift of the last `window` sessions against the training reference
     of the version that scored `session`, and that version's performance decay over
     `horizon`-session returns; writes the session's row to DRIFT_TABLE. The version: the given
     one, else the one recorded on the session's predictions, else the point-in-time choice
     (the champion, unless its labels end on or after `session`). `html_path` None skips the
-    HTML report."""
-    version = (model_version or modeling.version_used(warehouse, session)
+    HTML report. `account`: whose predictions are judged and whose row is written (paper and
+    live keep their own)."""
+    version = (model_version or modeling.version_used(warehouse, session, account)
                or modeling.model_for_session(warehouse, registry, session).version)
     model = registry.load(version)
     _, trained_through = registry.training_window(model.version)
@@ -122,7 +124,7 @@ def drift_for_session(warehouse: Warehouse, registry: ModelRegistry, session: da
                             severe_share=severe_share, html_path=None,
                             method=DRIFT_METHOD, threshold=column_threshold)
     decayed = champion_decay(warehouse, model.version, session, horizon=horizon, policy=decay,
-                             training_end=registry.training_end(model.version))
+                             training_end=registry.training_end(model.version), account=account)
     severity = overall_severity(result.severity, decayed)
     reasons = f"{describe_drift(result, warn_share, severe_share)}; {decayed.describe()}"
     if html_path is not None:
@@ -139,7 +141,7 @@ def drift_for_session(warehouse: Warehouse, registry: ModelRegistry, session: da
         "html_path": [str(html_path) if html_path is not None else None],
     }, schema=DRIFT_ROW_SCHEMA)
     add_missing_drift_columns(warehouse)
-    warehouse.replace_partition(DRIFT_TABLE, session, row)
+    account_tables.write_account_session(warehouse, DRIFT_TABLE, account, session, row)
     return DriftReport(model.version, severity, reasons, result, decayed, row)
 
 

@@ -32,7 +32,7 @@ from trading_pipeline.domain.model import (
     train_model,
 )
 from trading_pipeline.domain.model.training import PARAM_GRID, TrainingOptions
-from trading_pipeline.storage import market_store
+from trading_pipeline.storage import account_tables, market_store
 from trading_pipeline.storage.ledger import Ledger
 from trading_pipeline.storage.warehouse import Warehouse
 
@@ -266,19 +266,29 @@ def score_session(warehouse: Warehouse, registry: ModelRegistry, session: date,
         pl.lit(choice.training_end, pl.Date).alias(TRAINING_END_COLUMN))
 
 
-def write_predictions(warehouse: Warehouse, session: date, scores: pl.DataFrame) -> None:
-    """Replace `session`'s predictions; a table made before the training end was recorded
-    gets the column first (null in its old rows)."""
+def write_predictions(warehouse: Warehouse, session: date, scores: pl.DataFrame,
+                      account: str | None = None) -> None:
+    """Replace `account`'s predictions of `session` (paper and live may score with different
+    champions: each keeps its own); a table made before the training end was recorded gets the
+    column first (null in its old rows)."""
     if warehouse.table_exists(PREDICTIONS):
         warehouse.execute(f"alter table {PREDICTIONS} add column if not exists {TRAINING_END_COLUMN} date")
-    warehouse.replace_partition(PREDICTIONS, session, scores)
+    account_tables.write_account_session(warehouse, PREDICTIONS, account, session, scores)
 
 
-def version_used(warehouse: Warehouse, session: date) -> str | None:
-    """The model version whose scores the `predictions` asset stored for `session`, if any."""
-    if not warehouse.table_exists(PREDICTIONS):
+def read_predictions(warehouse: Warehouse, account: str | None, first: date,
+                     last: date | None = None) -> pl.DataFrame:
+    """The scores `account` traded on for the sessions `first`..`last` (default: `first` only)."""
+    return account_tables.read_account_range(warehouse, PREDICTIONS, account, first, last or first)
+
+
+def version_used(warehouse: Warehouse, session: date, account: str | None = None) -> str | None:
+    """The model version whose scores the `predictions` asset stored for `account` and `session`."""
+    if not account_tables.ensure_account_column(warehouse, PREDICTIONS):
         return None
-    return warehouse.scalar(f"select any_value(model_version) from {PREDICTIONS} where session = ?", [session])
+    where, params = account_tables.own_rows(PREDICTIONS, account)
+    return warehouse.scalar(f"select any_value(model_version) from {PREDICTIONS} t "
+                            f"where t.session = ? and {where}", [session, *params])
 
 
 def rollback_champion(registry: ModelRegistry, ledger: Ledger, reason: str,

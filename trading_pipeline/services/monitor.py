@@ -23,7 +23,8 @@ from trading_pipeline.domain.monitor import (
     evaluate_track_record,
 )
 from trading_pipeline.services import backtest
-from trading_pipeline.services.modeling import version_used
+from trading_pipeline.services.modeling import read_predictions, version_used
+from trading_pipeline.storage.account_tables import write_account_session
 from trading_pipeline.storage.ledger import Ledger
 
 MONITOR_TABLE = "monitor_checks"
@@ -43,13 +44,15 @@ class MonitorReport:
         return breaches(self.checks)
 
 
-def shadow_backtest(ledger: Ledger, track: pl.DataFrame, strategy) -> BacktestResult:
-    """The backtest of the predictions used on the track record's sessions (a session without
-    them is refused by the backtest, naming it)."""
+def shadow_backtest(ledger: Ledger, track: pl.DataFrame, strategy,
+                    account: str | None = None) -> BacktestResult:
+    """The backtest of the predictions `account` used on the track record's sessions (a session
+    without them is refused by the backtest, naming it)."""
     warehouse = ledger.warehouse
     first, last = track["session"][0], track["session"][-1]
-    scores = warehouse.query("select session, symbol, score from predictions where session between ? and ?",
-                             [first, last])
+    scores = read_predictions(warehouse, account, first, last)
+    scores = (scores.select("session", "symbol", "score") if scores.width
+              else pl.DataFrame(schema={"session": pl.Date, "symbol": pl.String, "score": pl.Float64}))
     return backtest.backtest_scores(warehouse, scores, strategy, execution=strategy.execution(),
                                     initial_cash=float(track["equity"][0]))
 
@@ -59,18 +62,17 @@ def monitor_session(ledger: Ledger, broker_name: str, session: date, strategy,
     track = ledger.account_history(broker_name, session).select("session", "equity")
     if track.is_empty():
         raise RuntimeError(f"no account snapshot up to {session}: materialise reconciled_positions first")
-    predicted = set(ledger.warehouse.query(
-        "select distinct session from predictions where session between ? and ?",
-        [track["session"][0], session])["session"])
+    stored = read_predictions(ledger.warehouse, broker_name, track["session"][0], session)
+    predicted = set(stored["session"]) if stored.width else set()
     # The comparison covers the newest unbroken stretch of sessions the loop traded on stored
     # predictions: across a missed session the backtest cannot know what was held.
     stretch = trailing_unbroken([s for s in track["session"] if s in predicted])
     if not stretch:
         raise RuntimeError(f"no predictions stored for {session}: materialise predictions first")
     track = track.filter(pl.col("session").is_between(stretch[0], stretch[-1]))
-    shadow = shadow_backtest(ledger, track, strategy).daily.select("session", "equity")
+    shadow = shadow_backtest(ledger, track, strategy, broker_name).daily.select("session", "equity")
     track = track.filter(pl.col("session") >= shadow["session"][0])
-    version = version_used(ledger.warehouse, session)
+    version = version_used(ledger.warehouse, session, broker_name)
     try:
         version_drawdown = float(backtest.expectation(ledger.warehouse, version)["max_drawdown"])
     except backtest.ExpectationNotFound:
@@ -78,5 +80,5 @@ def monitor_session(ledger: Ledger, broker_name: str, session: date, strategy,
     checks = evaluate_track_record(track, shadow, version_drawdown, thresholds)
     frame = checks_frame(checks).with_columns(pl.lit(session).alias("session"),
                                               pl.lit(version).alias("model_version"))
-    ledger.warehouse.replace_partition(MONITOR_TABLE, session, frame)
+    write_account_session(ledger.warehouse, MONITOR_TABLE, broker_name, session, frame)
     return MonitorReport(session, checks, track, shadow, version, version_drawdown)

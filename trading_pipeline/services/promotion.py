@@ -19,7 +19,11 @@ from trading_pipeline.domain.promotion import (
 )
 from trading_pipeline.services import backtest
 from trading_pipeline.services.monitor import MONITOR_TABLE
+from trading_pipeline.storage.account_tables import PER_ACCOUNT_TABLES, ensure_account_column, own_rows
 from trading_pipeline.storage.ledger import Ledger
+
+
+ACCOUNT_KEYED = ("reconciliation_breaks",)  # trading tables written per account (services/trading.py)
 
 
 @dataclass(frozen=True)
@@ -37,14 +41,15 @@ def version_track_record(ledger: Ledger, venue: str, model_version: str) -> pl.D
     newest unbroken run of sessions whose predictions that version made. An approval is for a
     version, so it rests on that version's own sessions, never on a predecessor's."""
     warehouse = ledger.warehouse
-    if not warehouse.table_exists("predictions"):
+    if not ensure_account_column(warehouse, "predictions"):
         return pl.DataFrame(schema={"session": pl.Date, "equity": pl.Float64})
+    own, params = own_rows("predictions", venue)  # the versions this account traded on
     days = warehouse.query(
-        """select a.session, a.equity, p.model_version
+        f"""select a.session, a.equity, p.model_version
            from ledger_account a
            left join (select session, any_value(model_version) model_version
-                      from predictions group by session) p using (session)
-           where a.broker = ? order by a.session""", [venue])
+                      from predictions t where {own} group by session) p using (session)
+           where a.broker = ? order by a.session""", [*params, venue])
     other = days.with_row_index().filter(pl.col("model_version").fill_null("") != model_version)
     since = int(other["index"].max()) + 1 if other.height else 0
     return days.slice(since).select("session", "equity")
@@ -64,16 +69,27 @@ def gather_evidence(ledger: Ledger, venue: str, sessions: int, model_version: st
     stats = perf.summary(curve, float(window["equity"][0]))
 
     def count(table: str, where: str) -> int:
+        """Rows of `venue`'s account only: another environment's record is not this one's."""
         if not warehouse.table_exists(table):  # asset tables appear with their first run
             return 0
-        return int(warehouse.scalar(f"select count(*) from {table} where {where}", [first, last]))
+        if table in PER_ACCOUNT_TABLES:
+            ensure_account_column(warehouse, table)
+            own, params = own_rows(table, venue)
+        elif table in ACCOUNT_KEYED:
+            own, params = "t.account = ?", [venue]
+        else:  # risk_events carry no account yet
+            own, params = "true", []
+        return int(warehouse.scalar(f"select count(*) from {table} t where {where} and {own}",
+                                    [first, last, *params]))
 
     breached = ()
-    if warehouse.table_exists(MONITOR_TABLE):
+    if ensure_account_column(warehouse, MONITOR_TABLE):
         # the latest session's checks cover the whole track record
+        own, params = own_rows(MONITOR_TABLE, venue)
         breached = tuple(warehouse.query(
-            f"select detail from {MONITOR_TABLE} where breached and session = "
-            f"(select max(session) from {MONITOR_TABLE} where session <= ?) order by \"check\"", [last])["detail"])
+            f"select detail from {MONITOR_TABLE} t where breached and {own} and session = "
+            f"(select max(session) from {MONITOR_TABLE} t where session <= ? and {own}) "
+            "order by \"check\"", [*params, last, *params])["detail"])
     try:
         expected_sharpe = float(backtest.expectation(warehouse, model_version)["sharpe"])
     except backtest.ExpectationNotFound:

@@ -14,6 +14,7 @@ from typing import Literal
 
 from trading_pipeline.domain.model import ModelRegistry
 from trading_pipeline.services.drift import DRIFT_TABLE
+from trading_pipeline.storage.account_tables import ensure_account_column, own_rows
 from trading_pipeline.services.modeling import rollback_champion
 from trading_pipeline.storage.ledger import Ledger
 
@@ -29,11 +30,13 @@ class RollbackDecision:
     moved: tuple[str, str] | None = None  # (from, to) when rolled back
 
 
-def latest_report(ledger: Ledger) -> dict | None:
+def latest_report(ledger: Ledger, account: str | None = None) -> dict | None:
+    """The newest drift report of `account` (each environment judges the scores it traded on)."""
     warehouse = ledger.warehouse
-    if not warehouse.table_exists(DRIFT_TABLE):
+    if not ensure_account_column(warehouse, DRIFT_TABLE):
         return None
-    rows = warehouse.query(f"select * from {DRIFT_TABLE} order by session desc limit 1")
+    own, params = own_rows(DRIFT_TABLE, account)
+    rows = warehouse.query(f"select * from {DRIFT_TABLE} t where {own} order by session desc limit 1", params)
     return rows.row(0, named=True) if rows.height else None
 
 
@@ -42,8 +45,8 @@ def report_key(report: dict) -> str:
 
 
 def decide_on_latest_report(ledger: Ledger, registry: ModelRegistry, *, auto_rollback: bool,
-                            handled_key: str | None) -> RollbackDecision:
-    report = latest_report(ledger)
+                            handled_key: str | None, account: str | None = None) -> RollbackDecision:
+    report = latest_report(ledger, account)
     if report is None:
         return RollbackDecision(None, "none", "no drift report yet")
     key = report_key(report)

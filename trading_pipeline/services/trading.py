@@ -152,7 +152,9 @@ def decide_session(ledger: Ledger, account: str, session: date, strategy, open_b
 def _plan_and_record(ledger: Ledger, broker: Broker, session: date, strategy,
                      run_id: str | None) -> SessionPlan:
     warehouse, account = ledger.warehouse, broker.name
-    scores = warehouse.read_partition("predictions", session)
+    from trading_pipeline.services.modeling import read_predictions  # the account's own scores
+
+    scores = read_predictions(warehouse, account, session)
     if scores.is_empty():
         raise RuntimeError(f"no predictions stored for {session}: materialise predictions first")
     versions = scores["model_version"].unique().to_list() if "model_version" in scores.columns else []

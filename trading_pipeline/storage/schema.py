@@ -143,4 +143,9 @@ alter table ledger_orders add column if not exists plan_seq integer;
 alter table ledger_orders add column if not exists reduces_exposure boolean;
 -- warehouses made before the kill switch was per account
 alter table kill_switch_events add column if not exists account varchar;
+-- warehouses made before paper and live kept their own per-session rows (asset tables appear
+-- with their first write; their old rows keep a null account: storage/account_tables.py)
+alter table if exists predictions add column if not exists account varchar;
+alter table if exists drift_reports add column if not exists account varchar;
+alter table if exists monitor_checks add column if not exists account varchar;
 """

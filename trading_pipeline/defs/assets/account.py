@@ -49,7 +49,7 @@ def account_view(
             raise dg.Failure(description=str(missing)) from None
         backtest, backtest_note = _backtest(ledger, desk, strategy)
         latest = ledger.latest_snapshot_session(broker.venue)
-        drift = view.drift_row(ledger, session)
+        drift = view.drift_row(ledger, session, desk.account)
     registry = model_store.registry()
     models = view.model_story(registry)
     drift_url = (drift_report_url(registry, drift["model_version"], Path(drift["html_path"]).name)
@@ -61,18 +61,17 @@ def account_view(
 def _backtest(ledger, desk: view.AccountView, strategy) -> tuple[pl.DataFrame | None, str]:
     """The backtest of the predictions the loop used, over the newest unbroken stretch of traded
     sessions (as the performance monitor compares them); None with why when it cannot run."""
+    from trading_pipeline.services.modeling import read_predictions
     from trading_pipeline.services.monitor import shadow_backtest
 
-    predicted = set(ledger.warehouse.query(
-        "select distinct session from predictions where session between ? and ?",
-        [desk.curve["session"][0], desk.session])["session"]) if ledger.warehouse.table_exists(
-        "predictions") else set()
+    stored = read_predictions(ledger.warehouse, desk.account, desk.curve["session"][0], desk.session)
+    predicted = set(stored["session"]) if stored.width else set()
     stretch = trailing_unbroken([s for s in desk.curve["session"] if s in predicted])
     if len(stretch) < 2:
         return None, "too few sessions for a backtest yet"
     track = desk.curve.filter(pl.col("session").is_between(stretch[0], stretch[-1])).select("session", "equity")
     try:
-        return shadow_backtest(ledger, track, strategy).daily.select("session", "equity"), ""
+        return shadow_backtest(ledger, track, strategy, desk.account).daily.select("session", "equity"), ""
     except Exception as error:  # the view still answers everything else; the reason is shown
         return None, f"backtest unavailable: {error}"
 

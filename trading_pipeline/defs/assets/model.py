@@ -5,7 +5,12 @@ from pydantic import Field
 
 from trading_pipeline.defs.metadata import markdown_table, table
 from trading_pipeline.defs.partitions import session_of, sessions_partitions
-from trading_pipeline.defs.resources import ModelStoreResource, StrategyResource, WarehouseResource
+from trading_pipeline.defs.resources import (
+    BrokerResource,
+    ModelStoreResource,
+    StrategyResource,
+    WarehouseResource,
+)
 from trading_pipeline.domain.calendar import previous_session, sessions_back
 from trading_pipeline.domain.features import MIN_HISTORY_SESSIONS, compute_features
 from trading_pipeline.domain.model import NoQualifyingModel
@@ -98,6 +103,7 @@ def predictions(
     warehouse: WarehouseResource,
     model_store: ModelStoreResource,
     strategy: StrategyResource,
+    broker: BrokerResource,  # only its account name: paper and live keep their own predictions
 ) -> dg.MaterializeResult:
     session = session_of(context)
     registry = model_store.registry()
@@ -118,7 +124,7 @@ def predictions(
         ) from None
     context.log.info(f"scoring {session} with v{choice.version}: {choice.reason}")
     scores = modeling.score_session(warehouse.warehouse, registry, session, choice)
-    modeling.write_predictions(warehouse.warehouse, session, scores)
+    modeling.write_predictions(warehouse.warehouse, session, scores, broker.venue)
     return dg.MaterializeResult(metadata={
         "model_version": choice.version, "model_training_end": str(choice.training_end),
         "model_choice": choice.reason, "rows": scores.height,
@@ -140,15 +146,16 @@ def drift_report(
     warehouse: WarehouseResource,
     model_store: ModelStoreResource,
     strategy: StrategyResource,
+    broker: BrokerResource,  # only its account name: paper and live keep their own reports
 ) -> dg.MaterializeResult:
     session = session_of(context)
-    html = strategy.reports_path / "drift" / f"drift_{session}.html"
+    html = strategy.reports_path / "drift" / broker.venue / f"drift_{session}.html"
     report = drift_service.drift_for_session(
         warehouse.warehouse, model_store.registry(), session,
         window=strategy.drift_window_sessions, warn_share=strategy.drift_warn_share,
         column_threshold=strategy.drift_column_threshold,
         severe_share=strategy.drift_severe_share, html_path=html,
-        decay=strategy.decay_policy(), horizon=strategy.label_horizon,
+        decay=strategy.decay_policy(), horizon=strategy.label_horizon, account=broker.venue,
     )
     result, decay = report.drift, report.decay
     link = _publish(context, model_store, report.model_version, result.html_path or html,

@@ -7,6 +7,7 @@ from trading_pipeline.defs.jobs import AFTER_PREDICTIONS, daily_trading_job, tra
 from trading_pipeline.alerts import Alert, AlertKind, Severity
 from trading_pipeline.defs.resources import (
     AlertsResource,
+    BrokerResource,
     ModelStoreResource,
     StrategyResource,
     WarehouseResource,
@@ -21,9 +22,10 @@ from trading_pipeline.services.rollback import decide_on_latest_report
            "With auto-rollback off (default in live) it raises an alert instead.")
 def drift_rollback_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource,
                           model_store: ModelStoreResource, strategy: StrategyResource,
-                          alerts: AlertsResource):
+                          alerts: AlertsResource, broker: BrokerResource):
     decision = decide_on_latest_report(warehouse.ledger, model_store.registry(),
-                                       auto_rollback=strategy.auto_rollback, handled_key=context.cursor)
+                                       auto_rollback=strategy.auto_rollback, handled_key=context.cursor,
+                                       account=broker.venue)  # this environment's reports only
     if decision.report_key is not None:
         context.update_cursor(decision.report_key)  # one decision per report, whatever happens next
     if decision.action == "none":
