@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Sequence
 from datetime import date, datetime, time
@@ -88,6 +89,7 @@ def sessions_back(end: date, count: int) -> list[date]:
     return [ts.date() for ts in cal.sessions[start_idx : idx + 1]]
 
 
+@functools.lru_cache(maxsize=8192)  # a session's close never changes; the venue asks per order
 def session_close(day: date) -> datetime:
     return _calendar().session_close(pd.Timestamp(day)).to_pydatetime()
 
