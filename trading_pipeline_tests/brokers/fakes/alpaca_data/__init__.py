@@ -45,14 +45,16 @@ def load_frame(fake: FakeAlpacaData, bars: pl.DataFrame) -> None:
 @contextmanager
 def serve_market(symbols: int = 20, first: date = date(2020, 1, 2), last: date = date(2022, 12, 30), *,
                  split: PlannedSplit | None = None, seed: int = 7, bars: pl.DataFrame | None = None,
-                 page_cap: int = MAX_LIMIT) -> Iterator[FakeAlpacaDataServer]:
+                 page_cap: int = MAX_LIMIT, key_id: str = "fake-data-key",
+                 secret_key: str = "fake-data-secret") -> Iterator[FakeAlpacaDataServer]:
     """Start the fake with `symbols` symbols of the project's synthetic market (seed `seed`,
     sessions `first`..`last`; or the rows of `bars` instead) and an optional split; yields the
-    running server (`server.url`, `server.fake.bar_requests()`, `server.fake.actions`)."""
+    running server (`server.url`, `server.fake.bar_requests()`, `server.fake.actions`). Give it
+    the trading fake's keys when both run: the project sends the same APCA keys to each."""
     from trading_pipeline.domain.calendar import sessions_between
     from trading_pipeline.domain.market import SyntheticMarket
 
-    fake = FakeAlpacaData(page_cap=page_cap)
+    fake = FakeAlpacaData(key_id=key_id, secret_key=secret_key, page_cap=page_cap)
     if bars is None:
         bars = SyntheticMarket(seed=seed, universe_size=symbols).bars(sessions_between(first, last))
     load_frame(fake, bars)
