@@ -140,6 +140,9 @@ class BacktestConfig:
     flatten_on_kill_switch: bool = False
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     initial_cash: float = 100_000.0
+    # each entry carries its stop, active from its fill, as the simulator and the venues that
+    # can hold one do (the daily loop asks its broker); off: stops from the next session only
+    attach_stops: bool = True
 
     def __post_init__(self) -> None:
         problems = []
@@ -281,7 +284,8 @@ def _decide(session: date, venue: _Venue, figures: AccountFigures, scores: pl.Da
                          working_stops=working_stops_from(venue.open_reports()),
                          kill_switch_engaged=engaged)
     policy = PlanPolicy(strategy=config.strategy, construction=config.construction,
-                        stop_policy=config.stop_policy, flatten_on_kill_switch=config.flatten_on_kill_switch)
+                        stop_policy=config.stop_policy, flatten_on_kill_switch=config.flatten_on_kill_switch,
+                        attach_stops=config.attach_stops)
     try:
         plan = plan_session(session, scores, closes, returns, state, policy)
     except (PortfolioInputError, RiskLimitBreach) as error:
@@ -313,6 +317,10 @@ class _PlanVenue:
 
     def submit(self, intent: OrderIntent):
         return self.venue.submit(intent).report()
+
+    def submit_with_stop(self, entry: OrderIntent, stop: OrderIntent):
+        placed = self.venue.submit(entry)
+        return placed.report(), self.venue.submit(stop, parent=placed).report()
 
     def hold(self, intent: OrderIntent, reason: str) -> None:
         """Nothing to record: the count is kept by `_decide`."""
@@ -386,7 +394,8 @@ class _Venue:
     def open_reports(self):
         return [order.report() for order in self.open_orders.values()]
 
-    def submit(self, intent: OrderIntent) -> SimOrder:
+    def submit(self, intent: OrderIntent, parent: SimOrder | None = None) -> SimOrder:
+        """`parent`: the entry `intent` is a contingent stop of (see `accept_order`)."""
         if intent.client_order_id in self.known_ids:
             raise BacktestError(f"order id {intent.client_order_id} used twice: the daily loop "
                                 "would not send it again, and the backtest cannot tell which won")
@@ -394,7 +403,8 @@ class _Venue:
         # the marks acceptance reads: the order's symbol and those of working orders
         order = accept_order(intent, number=self.order_count, account=ACCOUNT, clock=self.clock,
                              marks=self._marks_of((intent.symbol,)), cash=self.cash, positions=self.positions,
-                             open_orders=list(self.open_orders.values()), config=self.execution)
+                             open_orders=list(self.open_orders.values()), config=self.execution,
+                             parent=parent)
         self.known_ids.add(intent.client_order_id)
         self.purposes[intent.client_order_id] = str(intent.purpose)
         if order.status.is_open:

@@ -5,7 +5,14 @@ positions, the working stops, the kill switch) into the whole plan: the risk-lim
 the stops to cancel, the orders (rebalance first, then protective stops), and every reason
 something is held back. `execute_plan` carries a plan out against a venue in the only order
 that is safe: cancel stale stops, then send, dropping a sell whose stop filled before it could
-be cancelled. The daily loop records the plan in the ledger before anything is sent and
+be cancelled.
+
+Stops go with the entry where the venue can hold one (`PlanPolicy.attach_stops`): each buy
+that opens or adds to a long carries its own protective stop, planned beside it
+(`PlannedOrder.attached_to` names the entry) and sent with it in one venue call, so the venue
+activates it the moment the entry fills (Alpaca OTO, an IBKR child order, the simulator's
+contingent order). The next session's stop upkeep replaces it with one stop for the whole
+position. A venue that cannot (Robinhood) gets the stop on the session after the fill. The daily loop records the plan in the ledger before anything is sent and
 executes it through the broker (`services/trading.py`); the backtest executes it through the
 simulated venue (`domain/backtest.py`). Both run this code, so their decisions cannot drift.
 """
@@ -13,14 +20,22 @@ simulated venue (`domain/backtest.py`). Both run this code, so their decisions c
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
 from typing import Protocol
 
 import polars as pl
 
-from trading_pipeline.domain.orders import OrderIntent, OrderStatusReport, Side
+from trading_pipeline.domain.attached_stops import attached_stop_id, entry_of_attached_stop
+from trading_pipeline.domain.orders import (
+    OrderIntent,
+    OrderPurpose,
+    OrderStatusReport,
+    OrderType,
+    Side,
+    TimeInForce,
+)
 from trading_pipeline.domain.rebalance import rebalance_orders
 from trading_pipeline.domain.risk import (
     ConstructionConfig,
@@ -31,7 +46,7 @@ from trading_pipeline.domain.risk import (
     plan_stops,
     unconfirmed_cancels,
 )
-from trading_pipeline.domain.risk.stops import WorkingStop
+from trading_pipeline.domain.risk.stops import WorkingStop, stop_price_below
 from trading_pipeline.domain.safety import SubmissionDecision, reduces_exposure
 
 
@@ -45,6 +60,7 @@ class PlannedOrder:
     intent: OrderIntent
     step: Step
     reduces_exposure: bool  # passes the kill switch and failed order-path checks
+    attached_to: str | None = None  # a stop sent with this entry (its client order id)
 
 
 @dataclass(frozen=True)
@@ -66,6 +82,21 @@ class PlanPolicy:
     construction: ConstructionConfig
     stop_policy: StopPolicy
     flatten_on_kill_switch: bool = False
+    attach_stops: bool = False  # the venue holds a stop until its entry fills (see the module doc)
+    # what the plan's client order ids are derived from besides the order itself (default: the
+    # strategy); `order_id_key` gives each broker account its own, so paper and live orders of
+    # the same session never share an id in the one ledger
+    id_key: str | None = None
+
+
+# The local simulator keeps the ids it always had: the backtest names its orders the same way.
+ACCOUNTS_WITH_PLAIN_IDS = frozenset({"simulator"})
+
+
+def order_id_key(strategy: str, account: str) -> str:
+    """The key an account's order ids are derived from: the strategy, and the account unless
+    it is the local simulator (the ledger keys orders by client order id alone)."""
+    return strategy if account in ACCOUNTS_WITH_PLAIN_IDS else f"{strategy}@{account}"
 
 
 @dataclass(frozen=True)
@@ -94,17 +125,63 @@ def plan_session(session: date, scores: pl.DataFrame, closes: pl.DataFrame, retu
     if state.kill_switch_engaged and policy.flatten_on_kill_switch:
         frame = frame.clear()
     prices = dict(zip(closes["symbol"].to_list(), closes["close"].to_list()))
-    intents = rebalance_orders(session, policy.strategy, frame, held, prices,
-                               limits.min_order_value, state.buying_power)
+    id_key = policy.id_key or policy.strategy
+    intents = _as_strategy(rebalance_orders(session, id_key, frame, held, prices,
+                                            limits.min_order_value, state.buying_power), policy.strategy)
     failures = tuple(c.detail for c in check_orders(intents, prices, state.buying_power, limits, held)
                      if not c.passed)
-    stops = plan_stops(session, policy.strategy, held, state.entry_prices, state.working_stops,
+    stops = plan_stops(session, id_key, held, state.entry_prices, state.working_stops,
                        policy.stop_policy, rebalance_orders=intents)
-    orders = [PlannedOrder(i, Step.REBALANCE, reduces_exposure(i, held)) for i in intents]
-    orders += [PlannedOrder(i, Step.STOP, reduces_exposure(i, held)) for i in stops.place]
+    orders: list[PlannedOrder] = []
+    for intent in intents:
+        orders.append(PlannedOrder(intent, Step.REBALANCE, reduces_exposure(intent, held)))
+        if policy.attach_stops and _opens_long(intent, held):
+            orders.append(_attached_stop(intent, prices[intent.symbol], policy.stop_policy))
+    orders += [PlannedOrder(i, Step.STOP, reduces_exposure(i, held))
+               for i in _as_strategy(stops.place, policy.strategy)]
     return SessionPlan(session=session, target=target, cancels=tuple(stops.cancel),
                        orders=tuple(orders), failures=failures,
                        notes=(*target.notes, *stops.notes))
+
+
+def _as_strategy(intents: Sequence[OrderIntent], strategy: str) -> list[OrderIntent]:
+    """Intents whose ids came from the account's id key, carrying the strategy's own name."""
+    return [i if i.strategy == strategy else replace(i, strategy=strategy) for i in intents]
+
+
+def relink_attached(orders: Sequence[PlannedOrder]) -> tuple[PlannedOrder, ...]:
+    """Orders read back from a record that keeps no link: each stop whose id is that of an
+    entry's attached stop (`attached_stop_id`) goes with that entry again."""
+    ids = {o.intent.client_order_id for o in orders}
+    relinked = []
+    for order in orders:
+        entry = entry_of_attached_stop(order.intent.client_order_id)
+        if order.step is Step.STOP and order.attached_to is None and entry in ids:
+            order = PlannedOrder(order.intent, order.step, order.reduces_exposure, attached_to=entry)
+        relinked.append(order)
+    return tuple(relinked)
+
+
+def _opens_long(intent: OrderIntent, held: Mapping[str, float]) -> bool:
+    """A buy of whole shares that opens or adds to a long position (a buy covering a short
+    needs no stop; Alpaca takes no fractional OTO order, so a fractional buy's stop follows at
+    the next session everywhere, which keeps the backtest the daily loop's twin)."""
+    return (intent.side is Side.BUY and held.get(intent.symbol, 0.0) >= 0
+            and float(intent.quantity).is_integer())
+
+
+def _attached_stop(entry: OrderIntent, reference_price: float, policy: StopPolicy) -> PlannedOrder:
+    """The entry's own stop: a fixed GTC sell stop for the bought shares, below D's close by the
+    policy's distance (the fill price is not known yet; a trailing policy's stop trails from the
+    next session, when the upkeep replaces this one)."""
+    distance = policy.trail_fraction if policy.trailing else policy.stop_percent
+    stop = OrderIntent(
+        client_order_id=attached_stop_id(entry.client_order_id), symbol=entry.symbol, side=Side.SELL,
+        quantity=entry.quantity, order_type=OrderType.STOP, time_in_force=TimeInForce.GTC,
+        stop_price=stop_price_below(reference_price, distance), session=entry.session,
+        strategy=entry.strategy, purpose=OrderPurpose.STOP_LOSS)
+    # it only ever sells what its entry bought: it reduces exposure, whatever is held now
+    return PlannedOrder(stop, Step.STOP, True, attached_to=entry.client_order_id)
 
 
 class PlanVenue(Protocol):
@@ -114,10 +191,16 @@ class PlanVenue(Protocol):
 
     def submit(self, intent: OrderIntent) -> OrderStatusReport: ...
 
+    def submit_with_stop(self, entry: OrderIntent, stop: OrderIntent
+                         ) -> tuple[OrderStatusReport | None, OrderStatusReport | None]:
+        """The entry and the stop it carries, in one venue call (None: not sent)."""
+        ...
+
     def hold(self, intent: OrderIntent, reason: str) -> None: ...
 
 
 STOP_FILLED_FIRST = "its protective stop filled before it could be cancelled: those shares are sold already"
+ENTRY_NOT_SENT = "its entry was not sent"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,17 +219,30 @@ def execute_plan(plan: SessionPlan, venue: PlanVenue,
     `may_cancel` False (a dry run): nothing is touched at the venue, so no cancel either."""
     canceled = [venue.cancel(client_order_id) for client_order_id in plan.cancels] if may_cancel else []
     blocked = unconfirmed_cancels(canceled)
+    attached = {o.attached_to: o.intent for o in plan.orders if o.attached_to is not None}
     outcomes: list[Outcome] = []
     for order in plan.orders:
         intent = order.intent
+        if order.attached_to is not None:
+            continue  # sent, or held, with its entry
+        stop = attached.get(intent.client_order_id)
         if intent.side is Side.SELL and order.step is Step.REBALANCE and intent.symbol in blocked:
             venue.hold(intent, STOP_FILLED_FIRST)
             outcomes.append(Outcome(intent, None, STOP_FILLED_FIRST))
             continue
-        decision = decide(order)
+        decision = decide(order)  # an attached stop follows its entry's decision
         if not decision.send:
             venue.hold(intent, decision.explanation)
             outcomes.append(Outcome(intent, None, decision.explanation))
+            if stop is not None:
+                why = f"{ENTRY_NOT_SENT}: {decision.explanation}"
+                venue.hold(stop, why)
+                outcomes.append(Outcome(stop, None, why))
             continue
-        outcomes.append(Outcome(intent, venue.submit(intent), None))
+        if stop is None:
+            outcomes.append(Outcome(intent, venue.submit(intent), None))
+            continue
+        entry_report, stop_report = venue.submit_with_stop(intent, stop)
+        outcomes.append(Outcome(intent, entry_report, None))
+        outcomes.append(Outcome(stop, stop_report, None))
     return outcomes

@@ -13,6 +13,7 @@ from typing import Protocol
 import pytest
 
 from trading_pipeline.brokers.base import Broker, BrokerUnavailable
+from trading_pipeline.domain.attached_stops import attached_stop_id
 from trading_pipeline.domain.reconciliation import BreakKind, LikelyCause
 from trading_pipeline.domain.safety import SubmissionDecision
 from trading_pipeline.services.reconcile import reconcile
@@ -172,6 +173,47 @@ class BrokerContract:
         harness.set_position_by_hand("BBB", 7)
         held = {p.symbol: p.quantity for p in harness.broker.positions()}
         assert held.get("BBB") == pytest.approx(7)
+
+    # -- a stop that goes with its entry (where the venue can hold one) -------------------
+
+    def _entry_with_stop(self, harness, cid: str, **entry_kw):
+        if not getattr(harness.broker, "attaches_stops", False):
+            pytest.skip("this venue cannot hold a stop for an entry: the stop follows at the next session")
+        far = round(harness.reference_price(SYMBOL) * 0.5, 2)
+        entry = intent(cid, quantity=10, **entry_kw)
+        stop = intent(attached_stop_id(cid), side=Side.SELL, quantity=10, order_type=OrderType.STOP,
+                      stop_price=far, time_in_force=TimeInForce.GTC)
+        return entry, stop
+
+    def test_the_stop_sent_with_an_entry_works_once_the_entry_fills(self, harness):
+        broker = harness.broker
+        entry, stop = self._entry_with_stop(harness, "contract-oto-1")
+        entry_report, stop_report = broker.submit_with_stop(entry, stop)
+        assert entry_report.client_order_id == entry.client_order_id
+        assert stop_report.client_order_id == stop.client_order_id and stop_report.status is OrderStatus.NEW
+        assert stop_report.broker_order_id not in (None, entry_report.broker_order_id)  # the leg's own id
+        # listed under our id from the start (never an order we did not send)
+        assert stop.client_order_id in {o.client_order_id for o in broker.open_orders()}
+        harness.settle()
+        assert broker.order_status(entry.client_order_id).status is OrderStatus.FILLED
+        working = broker.order_status(stop.client_order_id)
+        assert working.status is OrderStatus.NEW and working.order_type is OrderType.STOP
+        assert {p.symbol: p.quantity for p in broker.positions()}.get(SYMBOL) == pytest.approx(10)
+        again = broker.submit_with_stop(entry, stop)  # a re-run sends nothing twice
+        assert [r.client_order_id for r in again] == [entry.client_order_id, stop.client_order_id]
+        assert harness.orders_at_broker(entry.client_order_id) == 1
+        assert broker.cancel(stop.client_order_id).status is OrderStatus.CANCELED
+
+    def test_the_stop_of_an_entry_that_never_fills_goes_with_it(self, harness):
+        broker = harness.broker
+        far = round(harness.reference_price(SYMBOL) * 0.5, 2)
+        entry, stop = self._entry_with_stop(harness, "contract-oto-2", order_type=OrderType.LIMIT,
+                                            limit_price=far, time_in_force=TimeInForce.DAY)
+        broker.submit_with_stop(entry, stop)
+        broker.cancel(entry.client_order_id)
+        harness.settle()
+        assert broker.order_status(stop.client_order_id).status is OrderStatus.CANCELED
+        assert SYMBOL not in {p.symbol for p in broker.positions()}
 
 
 class ReconciliationContract:

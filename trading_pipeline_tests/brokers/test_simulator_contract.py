@@ -37,6 +37,11 @@ class AnswerLosingBroker:
             raise BrokerUnavailable(f"no answer for {intent.client_order_id} (injected)")
         return report
 
+    attaches_stops = PaperSimulator.attaches_stops
+
+    def submit_with_stop(self, entry: OrderIntent, stop: OrderIntent):
+        return self.simulator.submit_with_stop(entry, stop)
+
     def cancel(self, client_order_id):
         return self.simulator.cancel(client_order_id)
 

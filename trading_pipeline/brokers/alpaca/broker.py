@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from trading_pipeline.brokers.alpaca import translate
@@ -23,10 +23,12 @@ from trading_pipeline.brokers.alpaca.http import (
 from trading_pipeline.brokers.base import BrokerError, OrderNotFound, UnreadableItem, account_key
 from trading_pipeline.brokers.retry import call_with_retries
 from trading_pipeline.brokers.secrets import scrub
+from trading_pipeline.domain.attached_stops import entry_of_attached_stop
 from trading_pipeline.domain.orders import (
     AccountSnapshot,
     FillReport,
     OrderIntent,
+    OrderStatus,
     OrderStatusReport,
     PositionReport,
 )
@@ -41,6 +43,9 @@ MAX_ACTIVITY_PAGES = 500  # 50,000 fills: far beyond a daily look-back; stops a 
 OPEN_ORDERS_LIMIT = 500  # Alpaca's maximum per request
 CANCEL_CONFIRM_POLLS = 5
 CANCEL_CONFIRM_INTERVAL = 0.2
+# How far back the entries of attached stop legs are looked for: a leg lives for the session
+# its entry fills in (it has the entry's DAY time in force), read back over a long weekend.
+LEG_LOOKBACK = timedelta(days=10)
 
 
 class AlpacaBroker:
@@ -65,6 +70,7 @@ class AlpacaBroker:
         self._client_ids: dict[str, str] = {}  # Alpaca order id -> our client order id
         self._unreadable: dict[str, list[UnreadableItem]] = {}  # per kind, from its latest read
         self.displaced_stops: list[translate.DisplacedStop] = []
+        self._legs_learned = False  # whether the recent entries' stop legs were looked up
 
     @property
     def unreadable_items(self) -> list[UnreadableItem]:
@@ -93,8 +99,35 @@ class AlpacaBroker:
 
     # -- the protocol ------------------------------------------------------------------
 
+    # Every buy entry the plan gives a stop goes as an OTO order: Alpaca holds the stop-loss leg
+    # (its own order id, a client order id Alpaca makes up) until the entry fills. The leg is
+    # read back under the stop's planned id (`attached_stop_id` of the entry's), found through
+    # its entry, so it is never a foreign order. Alpaca gives the leg the entry's time in force
+    # (DAY): it works through the session the entry fills in; the stop upkeep after that
+    # session's close places the GTC stop for the whole position.
+    attaches_stops = True
+
+    def submit_with_stop(self, entry: OrderIntent, stop: OrderIntent) -> tuple[OrderStatusReport, OrderStatusReport]:
+        """`entry` as an OTO order whose stop-loss leg is `stop`; idempotent by the entry's id."""
+        request = translate.oto_order_request(entry, stop.stop_price)
+        entry_report = self._place(entry, request, stop_price=stop.stop_price)
+        if entry_report.status is OrderStatus.REJECTED:
+            return entry_report, translate.rejected_report(
+                stop, f"its entry {entry.client_order_id} was rejected: {entry_report.reason}")
+        order = self._retrying("submit", lambda: self._find_order(stop.client_order_id, "submit"))
+        if order is None:
+            return entry_report, translate.rejected_report(
+                stop, f"Alpaca holds no stop leg on entry {entry.client_order_id} (placed without "
+                      "one): the stop upkeep after the next close places the position's stop")
+        return entry_report, self._report(order)
+
     def submit(self, intent: OrderIntent) -> OrderStatusReport:
-        request = translate.order_request(intent)  # bad intents fail here, before any network
+        return self._place(intent, translate.order_request(intent))  # bad intents fail before any network
+
+    def _place(self, intent: OrderIntent, request, stop_price: float | None = None) -> OrderStatusReport:
+        """Send `request` (the order for `intent`) unless Alpaca has it already; a refusal is a
+        rejected report. `stop_price`: the stop an entry carries (OTO), kept when a wash-trade
+        refusal makes the adapter move protective stops out of its way."""
 
         def attempt():
             existing = self._find_order(intent.client_order_id, "submit")
@@ -117,7 +150,7 @@ class AlpacaBroker:
                 if found is not None:
                     return self._report(found)
             if status in REJECTION_STATUSES and translate.WASH_TRADE_MESSAGE in reason.lower():
-                return self._submit_around_protective_stops(intent, reason)
+                return self._submit_around_protective_stops(intent, reason, stop_price)
             if status in REJECTION_STATUSES:
                 log.warning("Alpaca rejected order %s (HTTP %s): %s", intent.client_order_id, status, reason)
                 return translate.rejected_report(intent, f"Alpaca HTTP {status}: {reason}")
@@ -160,6 +193,11 @@ class AlpacaBroker:
         if len(orders) >= OPEN_ORDERS_LIMIT:
             log.warning("Alpaca returned %s open orders, its per-request maximum: some may be missing",
                         len(orders))
+        if any(str(o.get("id")) not in self._client_ids and o.get("type") in translate.PROTECTIVE_TYPES
+               for o in orders):
+            self._learn_leg_names()  # a stop leg is read under its planned id, not as foreign
+        orders = [{**o, "client_order_id": self._client_ids.get(str(o.get("id")), o.get("client_order_id"))}
+                  if o.get("type") in translate.PROTECTIVE_TYPES else o for o in orders]
         reports = self._read_each("order", orders, translate.order_from_json,
                                   lambda raw: f"{raw.get('id')} ({raw.get('client_order_id')})")
         for report in reports:
@@ -221,11 +259,12 @@ class AlpacaBroker:
         self._unreadable[kind] = unreadable
         return done
 
-    def _submit_around_protective_stops(self, intent: OrderIntent, refusal: str) -> OrderStatusReport:
+    def _submit_around_protective_stops(self, intent: OrderIntent, refusal: str,
+                                        planned_stop: float | None = None) -> OrderStatusReport:
         """Alpaca refused `intent` as a potential wash trade: an open order of the other side
         in the same symbol could trade against it. When those orders are all protective stops,
-        cancel them and place the entry as an OTO order whose stop (at the tightest of theirs)
-        Alpaca holds until the entry fills; the canceled stops are listed in `displaced_stops`
+        cancel them and place the entry as an OTO order whose stop (`planned_stop`, the one the
+        plan gave the entry, else the tightest of theirs) Alpaca holds until the entry fills; the canceled stops are listed in `displaced_stops`
         for the next session's stop upkeep, which sizes the stop to the whole position. A
         working limit order on the other side is a decision of its own: then this stays a
         rejection."""
@@ -241,7 +280,8 @@ class AlpacaBroker:
                 intent, f"Alpaca: {refusal} (an open {'sell' if intent.side == 'buy' else 'buy'} order in "
                         f"{intent.symbol} that is not a protective stop blocks it; cancel it first)")
         prices = [float(o["stop_price"]) for o in movable]
-        stop_price = max(prices) if intent.side == "buy" else min(prices)
+        stop_price = planned_stop if planned_stop is not None else (
+            max(prices) if intent.side == "buy" else min(prices))
         for order in movable:
             canceled = self.cancel(order["client_order_id"])
             self.displaced_stops.append(translate.DisplacedStop(
@@ -296,6 +336,8 @@ class AlpacaBroker:
     def _client_order_id(self, order_id: str) -> str:
         """Our client order id for an Alpaca order id (remembered; fetched when unknown)."""
         if order_id not in self._client_ids:
+            self._learn_leg_names()  # an attached stop's fill carries its leg's id
+        if order_id not in self._client_ids:
 
             def fetch():
                 try:
@@ -311,14 +353,34 @@ class AlpacaBroker:
         return self._client_ids[order_id]
 
     def _find_order(self, client_order_id: str, operation: str):
-        """Alpaca's order with this client order id, or None. Transient errors propagate
-        (to be retried); any other refusal becomes a BrokerError at once."""
+        """Alpaca's order with this client order id, or None; an attached stop's id finds the
+        stop leg of its entry (named with that id). Transient errors propagate (to be
+        retried); any other refusal becomes a BrokerError at once."""
         try:
             return self._client.get_order_by_client_id(client_order_id)
         except Exception as error:
-            if http_status(error) == 404:
-                return None
-            self._raise_unless_transient(error, operation)
+            if http_status(error) != 404:
+                self._raise_unless_transient(error, operation)
+        entry_id = entry_of_attached_stop(client_order_id)
+        if entry_id is None:
+            return None
+        entry = self._find_order(entry_id, operation)
+        leg = translate.stop_leg(entry) if entry is not None else None
+        return None if leg is None else leg.model_copy(update={"client_order_id": client_order_id})
+
+    def _learn_leg_names(self) -> None:
+        """Remember the attached-stop id of every recent OTO entry's stop leg (Alpaca lists a
+        leg with an id of its own making and no link to its entry; the nested listing has it
+        under the entry). Once per client: later legs are named when they are placed."""
+        if self._legs_learned:
+            return
+        self._legs_learned = True
+        params = {"status": "all", "nested": "true", "limit": OPEN_ORDERS_LIMIT, "direction": "desc",
+                  "after": translate.activity_time_param(datetime.now(UTC) - LEG_LOOKBACK)}
+        found = self._retrying("orders", self._guarded("orders", lambda: self._client.get("/orders", params)))
+        for raw in found or []:
+            if isinstance(raw, dict):
+                self._client_ids.update(translate.leg_names(raw))
 
     def _report(self, order) -> OrderStatusReport:
         self._client_ids[str(order.id)] = order.client_order_id

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
+from trading_pipeline.domain.attached_stops import attached_stop_id
 from trading_pipeline.domain.orders import (
     AccountSnapshot,
     FillReport,
@@ -106,6 +107,21 @@ def oto_order_request(intent: OrderIntent, stop_price: float):
     fields.update(order_class=enums.OrderClass.OTO,
                   stop_loss=requests.StopLossRequest(stop_price=round(stop_price, 2)))
     return type(simple)(**fields)
+
+
+def stop_leg(entry: Any):
+    """The stop-loss leg of an OTO entry (alpaca-py's `Order`), or None."""
+    legs = [leg for leg in (getattr(entry, "legs", None) or [])
+            if str(getattr(leg.type, "value", leg.type)) in PROTECTIVE_TYPES]
+    return legs[0] if legs else None
+
+
+def leg_names(raw: dict) -> dict[str, str]:
+    """{leg order id: the attached stop's client order id} for an entry of a nested listing."""
+    legs = [leg for leg in raw.get("legs") or [] if isinstance(leg, dict) and leg.get("type") in PROTECTIVE_TYPES]
+    if not legs or not raw.get("client_order_id"):
+        return {}
+    return {str(legs[0]["id"]): attached_stop_id(str(raw["client_order_id"]))}
 
 
 def order_from_json(raw: dict) -> OrderStatusReport:

@@ -24,6 +24,7 @@ from trading_pipeline.domain.orders import (
     AccountSnapshot,
     FillReport,
     OrderIntent,
+    OrderStatus,
     OrderStatusReport,
     PositionReport,
 )
@@ -104,6 +105,47 @@ class IbkrBroker:
             return report
 
         return self._session.run(f"submit {cid}", work)
+
+    attaches_stops = True  # a child STP order, active once its parent (the entry) fills
+
+    def submit_with_stop(self, entry: OrderIntent, stop: OrderIntent) -> tuple[OrderStatusReport, OrderStatusReport]:
+        """The entry with its stop as a child order (`translate.attached_orders`); idempotent by
+        both orderRefs. The child is IB's own order, with its own orderRef: never foreign."""
+        cid = entry.client_order_id
+
+        async def work(ib: IB) -> tuple[OrderStatusReport, OrderStatusReport]:
+            await self._session.link_up()
+            found = await self._find(ib, cid)
+            if found is not None:
+                entry_report = await self._report(ib, *found)
+                child = await self._find(ib, stop.client_order_id)
+                if child is not None:
+                    return entry_report, await self._report(ib, *child)
+                # TWS transmits a parent only with its last child: this entry was sent alone
+                return entry_report, OrderStatusReport(
+                    stop.client_order_id, stop.symbol, stop.side, stop.quantity, OrderStatus.REJECTED,
+                    stop.order_type, reason=f"IBKR has entry {cid} without a child stop (sent alone): "
+                                            "the stop upkeep after the next close places the position's stop")
+            await self._refuse_if_tws_may_have_forgotten(ib, entry)
+            parent, child = translate.attached_orders(entry, stop, ib.client.getReqId(), self._session.account_id)
+            contract = translate.stock_contract(entry.symbol)
+            trades = (ib.placeOrder(contract, parent), ib.placeOrder(contract, child))
+            await self._until(
+                ib, lambda: all(t.orderStatus.status not in _PENDING or t.isDone() for t in trades),
+                f"TWS did not acknowledge order {cid} and its stop {stop.client_order_id}; they may "
+                "still have reached the broker (the next attempt looks for them before sending again)",
+            )
+            reports = []
+            for intent, trade in zip((entry, stop), trades):
+                report = self._to_report(trade)
+                if not report.status.is_open and report.filled_quantity <= 0:
+                    found = await self._find(ib, intent.client_order_id)  # TWS's listing decides
+                    if found is not None:
+                        report = translate.enrich(await self._report(ib, *found), report)
+                reports.append(report)
+            return reports[0], reports[1]
+
+        return self._session.run(f"submit {cid} with its stop", work)
 
     def cancel(self, client_order_id: str) -> OrderStatusReport:
         async def work(ib: IB) -> OrderStatusReport:

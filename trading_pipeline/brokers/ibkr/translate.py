@@ -79,6 +79,20 @@ def to_ib_order(intent: OrderIntent, account: str | None = None) -> Order:
     raise ValueError(f"IBKR adapter has no mapping for order type {intent.order_type!r}")
 
 
+def attached_orders(entry: OrderIntent, stop: OrderIntent, parent_order_id: int,
+                    account: str | None = None) -> tuple[Order, Order]:
+    """The entry and its protective stop as TWS attaches them (ib_insync's `bracketOrder`
+    pattern): the stop is a child (`parentId` = the entry's order id) that IB activates when
+    the entry fills and cancels with it. The entry goes with `transmit=False` and the child,
+    the last of the group, with `transmit=True`: TWS sends nothing until the whole group is
+    there, so the entry never works without its stop."""
+    parent = to_ib_order(entry, account)
+    parent.orderId, parent.transmit = parent_order_id, False
+    child = to_ib_order(stop, account)
+    child.parentId, child.transmit = parent_order_id, True
+    return parent, child
+
+
 def order_type_of(order: Order) -> OrderType:
     """Our order type for an IB one; types we never send map to their closest kind."""
     known = _IB_ORDER_TYPES.get(order.orderType.upper())

@@ -161,8 +161,16 @@ class PaperSimulator:
 
     # -- the Broker protocol ---------------------------------------------------
 
+    attaches_stops = True  # a stop sent with its entry waits for the entry's fill (contingent)
+
+    def submit_with_stop(self, entry: OrderIntent, stop: OrderIntent) -> tuple[OrderStatusReport, OrderStatusReport]:
+        """The entry, then its stop as an order contingent on it: the stop waits, untouched by
+        the bars, until the entry fills (then it works on that same bar), and is canceled if
+        the entry ends unfilled. Each is idempotent by its client order id."""
+        return self.submit(entry), self.submit(stop, parent_client_order_id=entry.client_order_id)
+
     @_warehouse_errors
-    def submit(self, intent: OrderIntent) -> OrderStatusReport:
+    def submit(self, intent: OrderIntent, parent_client_order_id: str | None = None) -> OrderStatusReport:
         with self.warehouse.transaction() as con:
             existing = self._store.order(con, intent.client_order_id)
             if existing is not None:
@@ -176,11 +184,18 @@ class PaperSimulator:
                     f"call advance_to({intent.session}) first, or it could fill on bars that "
                     "were known when it was decided"
                 )
+            parent = None
+            if parent_client_order_id is not None:
+                parent = self._store.order(con, parent_client_order_id)
+                if parent is None:
+                    raise LookupError(f"stop {intent.client_order_id} is attached to order "
+                                      f"{parent_client_order_id}, which this account does not have: "
+                                      "submit the entry first")
             order = accept_order(
                 intent, number=self._store.next_order_number(con), account=self.account_name,
                 clock=clock, marks=self._store.marks(con), cash=state.cash,
                 positions=self._store.positions(con), open_orders=self._store.open_orders(con),
-                config=self.config,
+                config=self.config, parent=parent,
             )
             self._store.insert_order(con, order)
             return order.report()

@@ -55,6 +55,8 @@ create table if not exists {ORDERS} (
     trail_reference double,
     submitted_at timestamp not null,
     updated_at timestamp not null,
+    parent_client_order_id varchar,  -- a stop attached to this entry: waits for its fill
+    waiting_for_parent boolean not null default false,
     primary key (account, client_order_id)
 );
 create table if not exists {FILLS} (
@@ -85,12 +87,16 @@ create table if not exists {MARKS} (
     close double not null,
     primary key (account, symbol)
 );
+-- warehouses made before stops went with their entry
+alter table {ORDERS} add column if not exists parent_client_order_id varchar;
+alter table {ORDERS} add column if not exists waiting_for_parent boolean default false;
 """
 
 _ORDER_COLUMNS = (
     "client_order_id, broker_order_id, seq, symbol, side, quantity, order_type, time_in_force, "
     "limit_price, stop_price, trail_percent, trail_amount, status, filled_quantity, "
-    "avg_fill_price, reason, created_session, triggered, trail_reference, submitted_at, updated_at"
+    "avg_fill_price, reason, created_session, triggered, trail_reference, submitted_at, updated_at, "
+    "parent_client_order_id, waiting_for_parent"
 )
 
 
@@ -177,11 +183,12 @@ class SimStore:
     def update_order(self, con: duckdb.DuckDBPyConnection, order: SimOrder) -> None:
         con.execute(
             f"""update {ORDERS} set status = ?, filled_quantity = ?, avg_fill_price = ?,
-                    reason = ?, triggered = ?, trail_reference = ?, updated_at = ?
+                    reason = ?, triggered = ?, trail_reference = ?, updated_at = ?,
+                    waiting_for_parent = ?
                 where account = ? and client_order_id = ?""",
             [str(order.status), order.filled_quantity, order.avg_fill_price, order.reason,
              order.triggered, order.trail_reference, to_db_time(order.updated_at),
-             self.account, order.client_order_id],
+             order.waiting_for_parent, self.account, order.client_order_id],
         )
 
     # -- fills -----------------------------------------------------------------
@@ -254,14 +261,14 @@ def _order_values(order: SimOrder) -> list:
         order.stop_price, order.trail_percent, order.trail_amount, str(order.status),
         order.filled_quantity, order.avg_fill_price, order.reason, order.created_session,
         order.triggered, order.trail_reference, to_db_time(order.submitted_at),
-        to_db_time(order.updated_at),
+        to_db_time(order.updated_at), order.parent_client_order_id, order.waiting_for_parent,
     ]
 
 
 def _order_from_row(row: tuple) -> SimOrder:
     (cid, boid, seq, symbol, side, quantity, order_type, tif, limit_price, stop_price,
      trail_percent, trail_amount, status, filled, avg, reason, created, triggered, reference,
-     submitted_at, updated_at) = row
+     submitted_at, updated_at, parent, waiting) = row
     return SimOrder(
         client_order_id=cid, broker_order_id=boid, seq=int(seq), symbol=symbol, side=Side(side),
         quantity=quantity, order_type=OrderType(order_type), time_in_force=TimeInForce(tif),
@@ -269,5 +276,6 @@ def _order_from_row(row: tuple) -> SimOrder:
         trail_amount=trail_amount, status=OrderStatus(status), filled_quantity=filled,
         avg_fill_price=avg, reason=reason, created_session=created, triggered=bool(triggered),
         trail_reference=reference, submitted_at=from_db_time(submitted_at),
-        updated_at=from_db_time(updated_at),
+        updated_at=from_db_time(updated_at), parent_client_order_id=parent,
+        waiting_for_parent=bool(waiting),
     )

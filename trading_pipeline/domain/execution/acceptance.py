@@ -46,7 +46,10 @@ def reserved_by_working_buys(open_orders: list[SimOrder], closes: dict[str, floa
 
 
 def shares_in_working_sells(open_orders: list[SimOrder], symbol: str) -> float:
-    return sum(o.remaining for o in open_orders if o.side is Side.SELL and o.symbol == symbol)
+    """Shares that working sells may sell; a stop still waiting for its entry sells only the
+    shares that entry will buy, so it commits none of those held now."""
+    return sum(o.remaining for o in open_orders
+               if o.side is Side.SELL and o.symbol == symbol and not o.waiting_for_parent)
 
 
 def rejection_reason(
@@ -112,16 +115,22 @@ def accept_order(
     positions: dict[str, Position],
     open_orders: list[SimOrder],
     config: ExecutionConfig,
+    parent: SimOrder | None = None,
 ) -> SimOrder:
     """The venue's order for `intent`, submitted while the clock is at `clock`: working (NEW)
     or REJECTED with the reason. `number` is the account's next order number; `marks` holds
-    each symbol's last known close with the session it is from."""
-    reason = rejection_reason(
-        intent,
-        closes_now={s: close for s, (day, close) in marks.items() if day == clock},
-        all_closes={s: close for s, (_, close) in marks.items()},
-        cash=cash, positions=positions, open_orders=open_orders, config=config,
-    )
+    each symbol's last known close with the session it is from. With `parent` (just accepted),
+    `intent` is a sell stop contingent on it: it waits for the parent's fill and may sell only
+    what the parent buys."""
+    if parent is None:
+        reason = rejection_reason(
+            intent,
+            closes_now={s: close for s, (day, close) in marks.items() if day == clock},
+            all_closes={s: close for s, (_, close) in marks.items()},
+            cash=cash, positions=positions, open_orders=open_orders, config=config,
+        )
+    else:
+        reason = contingent_rejection_reason(intent, parent, config)
     now = close_utc(clock)
     trailing = intent.order_type is OrderType.TRAILING_STOP
     return SimOrder(
@@ -137,7 +146,25 @@ def accept_order(
         # a trailing stop starts from the last close: the best price while it existed
         trail_reference=marks[intent.symbol][1] if trailing and not reason else None,
         submitted_at=now, updated_at=now,
+        parent_client_order_id=parent.client_order_id if parent is not None else None,
+        waiting_for_parent=parent is not None and not reason,
     )
+
+
+def contingent_rejection_reason(intent: OrderIntent, parent: SimOrder, config: ExecutionConfig) -> str | None:
+    """Why a stop attached to `parent` is refused, or None."""
+    if parent.status is OrderStatus.REJECTED:
+        return f"its entry {parent.client_order_id} was rejected: {parent.reason}"
+    if intent.side is Side.BUY or parent.side is not Side.BUY or intent.symbol != parent.symbol:
+        return (f"an attached order must sell the {parent.symbol} shares its entry buys; "
+                f"got {intent.side} {intent.symbol} on {parent.side} {parent.symbol}")
+    if intent.order_type not in (OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP):
+        return f"an attached order is a protective stop; got {intent.order_type}"
+    if intent.quantity > parent.quantity + 1e-9:
+        return f"an attached stop for {intent.quantity:g} shares exceeds its entry's {parent.quantity:g}"
+    if not config.allow_fractional and intent.quantity != int(intent.quantity):
+        return f"fractional quantity {intent.quantity:g}: this account trades whole shares only"
+    return None
 
 
 def cancel_order(order: SimOrder, clock: date | None) -> SimOrder:

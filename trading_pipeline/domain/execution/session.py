@@ -61,10 +61,20 @@ def process_session(
     volume first); then DAY orders still open expire at the close."""
     book = _Book(session, cash, positions, config)
     changed_orders: list[SimOrder] = []
+    latest = {o.client_order_id: o for o in orders}  # each order as it stands so far this session
     for order in sorted(orders, key=lambda o: o.seq):
         if order.created_session >= session:
             continue  # decided after this session's close at the earliest: never on its bars
         updated = order
+        if order.waiting_for_parent:
+            # a contingent stop comes after its entry (a later seq): it starts working on the
+            # bar its entry fills on, and goes with an entry that ended unfilled
+            updated = _contingent(order, latest.get(order.parent_client_order_id), book.closing)
+            if updated.waiting_for_parent or not updated.status.is_open:
+                if updated != order:
+                    latest[order.client_order_id] = updated
+                    changed_orders.append(updated)
+                continue
         bar = bars.get(order.symbol)
         if bar is not None:
             result = fill_rules.step(_working(order), bar, config.slippage_bps)
@@ -78,9 +88,22 @@ def process_session(
                 reason=f"day order expired at the close of {session} with "
                        f"{updated.filled_quantity:g} of {updated.quantity:g} filled",
             )
+        latest[order.client_order_id] = updated
         if updated != order:
             changed_orders.append(updated)
     return SessionOutcome(book.cash, book.changed_positions, book.fills, changed_orders)
+
+
+def _contingent(order: SimOrder, parent: SimOrder | None, now: datetime) -> SimOrder:
+    """A waiting stop after its entry's latest state: working once the entry has a fill,
+    canceled when the entry ended without one (or is gone), still waiting otherwise."""
+    if parent is not None and parent.filled_quantity > QUANTITY_EPSILON:
+        return replace(order, waiting_for_parent=False)
+    if parent is not None and parent.status.is_open:
+        return order
+    state = "ended without a fill" if parent is None else f"ended {parent.status} without a fill"
+    return replace(order, status=OrderStatus.CANCELED, waiting_for_parent=False, updated_at=now,
+                   reason=f"canceled: its entry {order.parent_client_order_id} {state}")
 
 
 class _Book:

@@ -40,6 +40,10 @@ class SimOrder:
     trail_reference: float | None
     submitted_at: datetime
     updated_at: datetime
+    # A contingent order (a stop attached to its entry): it waits, untouched by the bars, until
+    # the order with this client order id fills, and is canceled if that order ends unfilled.
+    parent_client_order_id: str | None = None
+    waiting_for_parent: bool = False
 
     @property
     def remaining(self) -> float:

@@ -140,6 +140,10 @@ def order_problem(body: Any, prices: dict[str, float]) -> tuple[int, dict] | Non
             return error(422, 40010001, "oto orders require take_profit or stop_loss")
         if body["time_in_force"] not in ("day", "gtc"):
             return error(422, 40010001, "oto orders must be day or gtc")
+        # Alpaca's fractional trading covers simple orders only (its docs: "fractional orders
+        # ... only for market, limit, stop and stop limit orders with a time in force of day")
+        if not float(body["qty"]).is_integer():
+            return error(422, 40010001, "fractional orders are not supported for advanced order classes")
     kind = body["type"]
     if kind == "trailing_stop":
         if (body.get("trail_percent") is None) == (body.get("trail_price") is None):

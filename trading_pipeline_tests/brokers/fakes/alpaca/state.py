@@ -307,6 +307,8 @@ class FakeAlpaca:
     def _list_orders(self, query: dict) -> list[dict]:
         wanted = query.get("status", "open")
         orders = [o for o in self.orders if wanted == "all" or (wanted == "open") == o.is_open]
+        if query.get("nested") == "true":  # legs rolled up under their entry, not listed alone
+            orders = [o for o in orders if o.parent_id is None]
         if "after" in query:
             orders = [o for o in orders if o.created_at > parse_time(query["after"])]
         if query.get("direction", "desc") == "desc":

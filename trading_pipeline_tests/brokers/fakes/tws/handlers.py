@@ -40,6 +40,7 @@ class TwsRequests:
     _drop_after_next: int
     _outage: bool
     _held: list[tuple[_Client, FakeOrder]]
+    _untransmitted: dict[tuple[int, int], tuple[_Client, FakeOrder]]
     delay_commissions: bool
 
     @property
@@ -114,6 +115,34 @@ class TwsRequests:
             raw=decoded,
         )
         order.extreme_price = self.state.prices.get(order.instrument.symbol)
+        order.parent_id = int(decoded["parent_id"] or 0)
+        group = self._attach(client, order, transmit=decoded["transmit"] not in ("0", "False", ""))
+        if group is None:
+            return  # refused, or kept in TWS until the group's last order arrives
+        for member in group:
+            self._transmit(client, member)
+
+    def _attach(self, client: _Client, order: FakeOrder, *, transmit: bool) -> list[FakeOrder] | None:
+        """TWS's handling of `transmit` and `parentId`: an order sent with transmit=False stays
+        in TWS, unacknowledged and not at IB, until an order of its group arrives with
+        transmit=True; then the group goes, parent first. A child whose parent TWS does not
+        know is refused."""
+        key = (client.client_id, order.order_id)
+        if order.parent_id:
+            parent = (self._untransmitted.get((client.client_id, order.parent_id), (None, None))[1]
+                      or self.state.find(client.client_id, order.parent_id))
+            if parent is None:
+                client.send(wire.error(order.order_id, 135, f"Can't find order with id ={order.parent_id}"))
+                return None
+        if not transmit:
+            self._untransmitted[key] = (client, order)
+            return None
+        group = []
+        if order.parent_id and (client.client_id, order.parent_id) in self._untransmitted:
+            group.append(self._untransmitted.pop((client.client_id, order.parent_id))[1])
+        return [*group, order]
+
+    def _transmit(self, client: _Client, order: FakeOrder) -> None:
         if self._outage:
             # TWS cannot reach IB: the order waits inside TWS, unacknowledged and not listed,
             # until connectivity returns (then it is transmitted, or lost)
@@ -168,6 +197,12 @@ class TwsRequests:
             order.completed_status = "Cancelled by Trader"
             order.completed_time = tws_time(self.state.now())
             client.send(wire.order_status(order), wire.error(order_id, 202, "Order Canceled - reason:"))
+            if order.filled <= 0:  # an unfilled parent takes its attached children with it
+                for child in self.state.orders:
+                    if child.parent_id == order.order_id and child.client_id == order.client_id and child.is_open:
+                        child.status, child.completed_status = "Cancelled", "Cancelled: parent order canceled"
+                        child.completed_time = order.completed_time
+                        client.send(wire.order_status(child))
 
     def _open_orders(self, client: _Client, *, only_own: bool) -> None:
         messages = []

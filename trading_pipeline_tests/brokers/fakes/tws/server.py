@@ -78,6 +78,7 @@ class FakeTws(TwsRequests):
         self._drop_after_next = 0
         self._outage = False
         self._held: list = []  # (client, order) placed during an outage, not yet transmitted
+        self._untransmitted: dict = {}  # (client id, order id) -> (client, order) sent with transmit=False
         self.delay_commissions = False  # fills come without their commission report
 
     # lifecycle
@@ -243,11 +244,22 @@ class FakeTws(TwsRequests):
                 sym = order.instrument.symbol
                 if not order.is_open or (symbol is not None and sym != symbol):
                     continue
+                if order.parent_id and not self._parent_filled(order):
+                    continue  # an attached stop works only once its entry has filled
                 at = price if price is not None else self.state.prices.get(sym)
                 if at is not None and self.state.marketable(order, at):
                     self._fill(order, order.remaining, at)
                     filled += 1
             return filled
+
+    def _parent_filled(self, order) -> bool:
+        parent = self.state.find(order.client_id, order.parent_id)
+        return parent is not None and parent.filled > 0
+
+    def untransmitted_refs(self) -> list[str]:
+        """orderRefs of orders TWS keeps because they came with transmit=False."""
+        with self._lock:
+            return [order.order_ref for _, order in self._untransmitted.values()]
 
     def fill_order(self, order_ref: str, price: float, quantity: float | None = None) -> None:
         """Fill (part of) the open order with this orderRef at `price`, whatever its type."""

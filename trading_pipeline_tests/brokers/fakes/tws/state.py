@@ -57,6 +57,7 @@ class FakeOrder:
     completed_status: str = ""
     completed_time: str = ""
     extreme_price: float | None = None  # best price seen since placement, for trailing stops
+    parent_id: int = 0  # an attached (child) order: works once its parent has filled
     raw: dict[str, str] = field(default_factory=dict)  # the fields exactly as decoded
 
     @property
