@@ -24,9 +24,9 @@ demo: install
 	.venv/bin/dg launch --job daily_trading_job --partition $$SESSION && \
 	$(VENV_PY) -m trading_pipeline.cli summary --session $$SESSION
 
-## Run the whole test suite.
+## Run the whole test suite, on every core (pytest-xdist; idle workers take waiting tests).
 test: install
-	$(VENV_PY) -m pytest
+	$(VENV_PY) -m pytest -n auto --dist worksteal
 
 ## The Dagster web UI on http://127.0.0.1:3000 (and its daemon). Ctrl-C or a SIGTERM to make stops
 ## all of it: trading_pipeline.serve runs it in a process group of its own and stops that group.

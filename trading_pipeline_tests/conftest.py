@@ -25,6 +25,28 @@ def stocknet_prices() -> Path:
     return STOCKNET_PRICES
 
 
+# The tests that take minutes, longest first. `make test` runs the suite on every core
+# (pytest-xdist, work stealing): started first, they run beside the many short ones instead of
+# leaving one core idle at the end.
+HEAVY_FIRST = (
+    "services/test_crash_injection.py",
+    "defs/test_readme_commands.py",
+    "defs/test_model_lifecycle.py",
+    "defs/test_kill_switch_scenario.py",
+    "defs/test_ui.py",
+    "defs/test_promotion_scenario.py",
+    "defs/test_account_timeline.py",
+    "defs/test_cli.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        path = item.nodeid.split("::", 1)[0].removeprefix("trading_pipeline_tests/")
+        return HEAVY_FIRST.index(path) if path in HEAVY_FIRST else len(HEAVY_FIRST)
+    items.sort(key=rank)  # stable: the rest keep their order
+
+
 @pytest.fixture(scope="session")
 def stocknet_dir() -> Path:
     """The StockNet price folder, read-only; the test is skipped where it is absent."""
