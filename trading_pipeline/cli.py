@@ -17,7 +17,7 @@ def _latest_session(_: argparse.Namespace) -> int:
     hold (said on stderr when that is earlier)."""
     settings = TradingSettings()
     latest = latest_completed_session()
-    if settings.data_source is not DataSource.FILES:
+    if settings.data.data_source is not DataSource.FILES:
         print(latest.isoformat())
         return 0
     from trading_pipeline.domain.market import FileBarSource, MarketDataError
@@ -27,21 +27,21 @@ def _latest_session(_: argparse.Namespace) -> int:
     # Through the warehouse, as the runs read them: this first load is the one they reuse.
     store = WarehouseBarFileStore(Warehouse(settings.resolved_warehouse_path))
     try:
-        source = FileBarSource(settings.data_path, symbol_pattern=settings.symbol_pattern, store=store)
+        source = FileBarSource(settings.data.data_path, symbol_pattern=settings.data.symbol_pattern, store=store)
         held = [s for s in source.sessions() if s <= latest]
     except MarketDataError as error:
         print(f"the market data files cannot be used:\n{error}", file=sys.stderr)
         return 2
     if not held:
-        print(f"the files in {settings.data_path} hold no bars up to the latest completed NYSE session "
+        print(f"the files in {settings.data.data_path} hold no bars up to the latest completed NYSE session "
               f"{latest}", file=sys.stderr)
         return 2
     last = held[-1]
     if last < latest:
-        print(f"the files in {settings.data_path} end at {last}, before the latest completed NYSE session "
+        print(f"the files in {settings.data.data_path} end at {last}, before the latest completed NYSE session "
               f"{latest}: using {last}, the last session the data has", file=sys.stderr)
-    for name, first in (("TRADING_FIRST_SESSION", settings.first_session),
-                        ("TRADING_HISTORY_START", settings.history_start)):
+    for name, first in (("TRADING_FIRST_SESSION", settings.data.first_session),
+                        ("TRADING_HISTORY_START", settings.data.history_start)):
         if first > last:
             print(f"{name}={first} is after {last}, the last session the files hold: set it to a "
                   f"session in {held[0]} .. {last}", file=sys.stderr)
@@ -71,8 +71,8 @@ def _run_sessions(args: argparse.Namespace) -> int:
         print(f"{sessions[-1]} has not closed yet: the latest completed NYSE session is {latest}; "
               "a session exists only once its close has passed", file=sys.stderr)
         return 2
-    if sessions[0] < settings.first_session:
-        print(f"{sessions[0]} is before TRADING_FIRST_SESSION={settings.first_session}: set it to "
+    if sessions[0] < settings.data.first_session:
+        print(f"{sessions[0]} is before TRADING_FIRST_SESSION={settings.data.first_session}: set it to "
               f"{sessions[0]} or earlier (history before it must be loadable)", file=sys.stderr)
         return 2
     account = resources_for(settings)["broker"].venue
@@ -257,7 +257,7 @@ def _robinhood_login(_: argparse.Namespace) -> int:
     try:
         config = RobinhoodConfig.from_values(
             values.get("ROBINHOOD_USERNAME"), values.get("ROBINHOOD_PASSWORD"),
-            values.get("ROBINHOOD_TOTP_SECRET"), settings.home / "robinhood")
+            values.get("ROBINHOOD_TOTP_SECRET"), settings.locations.home / "robinhood")
     except ValueError as error:
         print(error, file=sys.stderr)
         return 2

@@ -18,13 +18,13 @@ from trading_pipeline.defs.assets.trading import (
     target_portfolio,
 )
 from trading_pipeline.defs.checks import all_checks
-from trading_pipeline.defs.environment import TradingEnvironmentError, resources_for
+from trading_pipeline.defs.environment import resources_for
 from trading_pipeline.defs.jobs import all_jobs
 from trading_pipeline.defs.schedules import all_schedules
 from trading_pipeline.defs.sensors.alerts import run_failure_alert_sensor
 from trading_pipeline.defs.sensors.drift_rollback import drift_rollback_sensor
 from trading_pipeline.defs.sensors.promotion import paper_to_live_promotion_sensor
-from trading_pipeline.settings import TradingSettings
+from trading_pipeline.settings import SettingsError, TradingSettings
 
 ASSETS = [market_bars, features, trained_model, predictions, drift_report, target_portfolio,
           submitted_orders, reconciled_positions, performance, account_view, kill_switch]
@@ -50,7 +50,7 @@ def _in_code_server() -> bool:
 
 try:
     defs = build_definitions()
-except TradingEnvironmentError as misconfigured:
+except SettingsError as misconfigured:  # TradingEnvironmentError is one too
     # A settings mistake, not a bug. The UI shows a raised error as the location's load
     # error; on the command line, say what to set without a stack trace.
     if _in_code_server():

@@ -41,15 +41,15 @@ class DriftScenario:
         self.settings = settings
         self.sessions = sessions_between(next_session(trained_through), date(2100, 1, 1))[:sessions]
         self.warehouse = Warehouse(settings.resolved_warehouse_path)
-        self.registry = ModelRegistry(settings.resolved_mlflow_uri, settings.model_name,
+        self.registry = ModelRegistry(settings.resolved_mlflow_uri, settings.model.model_name,
                                       settings.mlflow_artifact_root)
-        market = SyntheticMarket(seed=settings.market_seed, universe_size=settings.universe_size,
-                                 regime_shift_date=settings.regime_shift_date)
-        bars = market.bars(sessions_between(settings.history_start, self.sessions[-1]))
+        market = SyntheticMarket(seed=settings.data.market_seed, universe_size=settings.data.universe_size,
+                                 regime_shift_date=settings.data.regime_shift_date)
+        bars = market.bars(sessions_between(settings.data.history_start, self.sessions[-1]))
         market_store.append_history(self.warehouse, bars)
         self.training = modeling.train_and_register(
             self.warehouse, Ledger(self.warehouse), self.registry, trained_through,
-            settings.train_window_sessions, settings.label_horizon, why="drift scenario")
+            settings.model.train_window_sessions, settings.model.label_horizon, why="drift scenario")
         self.version = self.training.version
         lookback = sessions_back(self.sessions[0], MIN_HISTORY_SESSIONS + 1)[0]
         features = compute_features(bars.filter(pl.col("session") >= lookback)).filter(
@@ -76,7 +76,7 @@ class DriftScenario:
     def decay(self, session: date) -> DecayResult:
         """The decay figure alone (no Evidently): cheap enough for every session of a year."""
         return drift_service.champion_decay(self.warehouse, self.version, session,
-                                            horizon=self.settings.label_horizon,
+                                            horizon=self.settings.model.label_horizon,
                                             policy=self.decay_policy)
 
 

@@ -28,12 +28,12 @@ def bar_quality(context: dg.AssetCheckExecutionContext, warehouse: WarehouseReso
     share = quarantined.height / symbols if symbols else 0.0
     by_kind = quarantined.group_by("kind").len().sort("kind").iter_rows() if quarantined.height else []
     return dg.AssetCheckResult(
-        passed=today.height > 0 and share <= strategy.max_suspect_share,
+        passed=today.height > 0 and share <= strategy.risk.max_suspect_share,
         description=(f"no bars stored for {session}" if today.is_empty() else
                      f"{quarantined.height} of {symbols} symbols quarantined ({share:.1%}; the run stops above "
-                     f"{strategy.max_suspect_share:.0%})"),
+                     f"{strategy.risk.max_suspect_share:.0%})"),
         metadata={"rows": today.height, "quarantined": quarantined.height, "quarantined_share": round(share, 6),
-                  "max_suspect_share": strategy.max_suspect_share,
+                  "max_suspect_share": strategy.risk.max_suspect_share,
                   **{f"quarantined_{kind}": count for kind, count in by_kind},
                   "quarantined_symbols": ", ".join(quarantined["symbol"].to_list()[:50]) if quarantined.height else "none",
                   "data_quality": quarantine_table(records) if records.height else dg.MetadataValue.md("_(none)_")},

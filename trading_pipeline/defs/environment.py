@@ -23,66 +23,10 @@ from trading_pipeline.defs.resources import (
 from trading_pipeline.settings import (
     BrokerConnectionSettings,
     BrokerName,
+    DataSource,
+    SettingsError,
     TradingEnv,
     TradingSettings,
-)
-
-# Settings passed to StrategyResource under the same name.
-STRATEGY_FIELDS = (
-    "strategy",
-    "label_horizon",
-    "train_window_sessions",
-    "champion_margin",
-    "challenger_window_sessions",
-    "challenger_min_sessions",
-    "feature_set",
-    "label_kind",
-    "train_window_years",
-    "sample_weight_halflife",
-    "tune_lgbm",
-    "signal_min_t_stat",
-    "without_signal",
-    "retrain_after_rollback",
-    "portfolio_mode",
-    "weighting",
-    "top_k",
-    "no_trade_band",
-    "allow_fractional",
-    "max_positions",
-    "max_position_weight",
-    "cash_reserve",
-    "min_order_value",
-    "max_gross_leverage",
-    "max_orders_per_day",
-    "max_position_var",
-    "max_portfolio_var",
-    "var_lookback",
-    "stop_loss_percent",
-    "trailing_stop",
-    "max_daily_loss",
-    "max_drawdown",
-    "max_suspect_share",
-    "flatten_on_kill_switch",
-    "drift_window_sessions",
-    "drift_column_threshold",
-    "drift_warn_share",
-    "drift_severe_share",
-    "promotion_min_sessions",
-    "promotion_min_filled_orders",
-    "promotion_min_exposure_sessions",
-    "promotion_max_rejected_share",
-    "monitor_return_tolerance",
-    "monitor_sharpe_drift",
-    "monitor_drawdown_multiple",
-    "monitor_drawdown_alert",
-    "monitor_daily_loss_alert",
-    "initial_cash",
-    "slippage_bps",
-    "commission_per_share",
-    "commission_min",
-    "decay_window_sessions",
-    "decay_min_sessions",
-    "decay_min_rank_ic",
 )
 
 BROKERS_BY_ENV = {
@@ -92,7 +36,7 @@ BROKERS_BY_ENV = {
 }
 
 
-class TradingEnvironmentError(ValueError):
+class TradingEnvironmentError(SettingsError):
     """Settings that do not describe a usable environment; the message says what to set."""
 
 
@@ -146,30 +90,53 @@ def broker_resource(settings: TradingSettings, broker: BrokerName,
             totp_secret=dg.EnvVar("ROBINHOOD_TOTP_SECRET"),
             session_dir=str(settings.home / "robinhood"),
         )
-    return SimulatorBrokerResource(
-        initial_cash=settings.initial_cash,
-        slippage_bps=settings.slippage_bps,
-        commission_per_share=settings.commission_per_share,
-        commission_min=settings.commission_min,
-    )
+    return SimulatorBrokerResource(**settings.costs.model_dump())
 
 
 def alerts_resource(settings: TradingSettings) -> AlertsResource:
     """The webhook URL and SMTP password are `EnvVar`s, like broker credentials: out of the UI."""
+    alerts = settings.alerts
     return AlertsResource(
-        webhook_url=dg.EnvVar("TRADING_ALERT_WEBHOOK_URL") if settings.alert_webhook_url else None,
-        smtp_host=settings.alert_smtp_host,
-        smtp_port=settings.alert_smtp_port,
-        smtp_starttls=settings.alert_smtp_starttls,
-        smtp_user=settings.alert_smtp_user,
-        smtp_password=dg.EnvVar("TRADING_ALERT_SMTP_PASSWORD") if settings.alert_smtp_password else None,
-        email_from=settings.alert_email_from,
-        email_to=list(parse_addresses(settings.alert_email_to)),
-        min_severity=settings.alert_min_severity.value,
-        timeout_seconds=settings.alert_timeout_seconds,
+        webhook_url=dg.EnvVar("TRADING_ALERT_WEBHOOK_URL") if alerts.webhook_url else None,
+        smtp_host=alerts.smtp_host,
+        smtp_port=alerts.smtp_port,
+        smtp_starttls=alerts.smtp_starttls,
+        smtp_user=alerts.smtp_user,
+        smtp_password=dg.EnvVar("TRADING_ALERT_SMTP_PASSWORD") if alerts.smtp_password else None,
+        email_from=alerts.email_from,
+        email_to=list(parse_addresses(alerts.email_to)),
+        min_severity=alerts.min_severity.value,
+        timeout_seconds=alerts.timeout_seconds,
         strategy=settings.strategy,
         trading_env=settings.env.value,
     )
+
+
+def strategy_resource(settings: TradingSettings) -> StrategyResource:
+    """The safety keys as resolved for the environment, and every strategy group as it is."""
+    return StrategyResource(
+        strategy=settings.strategy,
+        trading_env=settings.env.value,
+        live_enabled=settings.live_enabled,
+        dry_run=settings.resolved_dry_run,
+        auto_rollback=settings.resolved_auto_rollback,
+        reports_dir=str(settings.reports_dir),
+        **StrategyResource.groups_from(settings),
+    )
+
+
+def broker_data_fields(settings: TradingSettings, connection: BrokerConnectionSettings) -> dict[str, object]:
+    """The market data resource's fields for a broker source; its keys are the broker's `EnvVar`s."""
+    data = settings.data
+    fields: dict[str, object] = {"universe": data.universe, "alpaca_feed": data.alpaca_data_feed}
+    if data.data_source is DataSource.ALPACA:
+        fields.update(alpaca_key_id=dg.EnvVar("APCA_API_KEY_ID"), alpaca_secret_key=dg.EnvVar("APCA_API_SECRET_KEY"),
+                      alpaca_data_url=connection.apca_api_data_url)
+    elif data.data_source is DataSource.IBKR:
+        fields.update(ibkr_trading_env=settings.env.value, ibkr_host=connection.ibkr_host,
+                      ibkr_port=connection.ibkr_port, ibkr_client_id=connection.ibkr_client_id,
+                      ibkr_gateway=connection.ibkr_gateway)
+    return fields
 
 
 def resources_for(settings: TradingSettings,
@@ -177,31 +144,26 @@ def resources_for(settings: TradingSettings,
     broker = check_environment(settings)
     connection = connection or BrokerConnectionSettings()
     venue = broker_resource(settings, broker, connection)
+    data = settings.data
     return {
         "warehouse": WarehouseResource(path=str(settings.resolved_warehouse_path)),
         "market": MarketDataResource(
-            source=settings.data_source.value,
-            seed=settings.market_seed,
-            universe_size=settings.universe_size,
-            regime_shift_date=settings.regime_shift_date.isoformat() if settings.regime_shift_date else None,
-            data_path=str(settings.data_path) if settings.data_path else None,
-            history_start=settings.history_start.isoformat(),
-            symbol_pattern=settings.symbol_pattern,
+            source=data.data_source.value,
+            seed=data.market_seed,
+            universe_size=data.universe_size,
+            regime_shift_date=data.regime_shift_date.isoformat() if data.regime_shift_date else None,
+            data_path=str(data.data_path) if data.data_path else None,
+            history_start=data.history_start.isoformat(),
+            symbol_pattern=data.symbol_pattern,
             warehouse_path=str(settings.resolved_warehouse_path),
+            **broker_data_fields(settings, connection),
         ),
         "model_store": ModelStoreResource(
             tracking_uri=settings.resolved_mlflow_uri,
-            model_name=settings.model_name,
+            model_name=settings.model.model_name,
             artifact_root=str(settings.mlflow_artifact_root),
         ),
-        "strategy": StrategyResource(
-            trading_env=settings.env.value,
-            live_enabled=settings.live_enabled,
-            dry_run=settings.resolved_dry_run,
-            auto_rollback=settings.resolved_auto_rollback,
-            reports_dir=str(settings.reports_dir),
-            **{name: getattr(settings, name) for name in STRATEGY_FIELDS},
-        ),
+        "strategy": strategy_resource(settings),
         "broker": venue,
         "account_lock": AccountLockResource(lock_dir=str(settings.home / "locks"), account=venue.venue,
                                             wait_seconds=settings.account_lock_wait_seconds,

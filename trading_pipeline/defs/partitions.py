@@ -22,7 +22,7 @@ _AFTER_CLOSE = "0 16 * * 1-5"
 
 def first_session() -> date:
     """TRADING_FIRST_SESSION: partitions start here (read when the code location loads)."""
-    return TradingSettings().first_session
+    return TradingSettings().data.first_session
 
 
 def build_sessions_partitions(start: date, horizon_days: int = 400) -> dg.TimeWindowPartitionsDefinition:

@@ -15,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import PrivateAttr
 
+from trading_pipeline import settings
 from trading_pipeline.alerts import Alert, AlertDispatcher, DeliveryReport, EmailChannel, WebhookChannel
 from trading_pipeline.brokers.base import Broker, account_key
 from trading_pipeline.storage.ledger import Ledger
@@ -188,143 +189,120 @@ class ModelStoreResource(dg.ConfigurableResource):
         return ModelRegistry(self.tracking_uri, self.model_name, Path(self.artifact_root))
 
 
+# The strategy's setting groups as Dagster config: the fields, defaults, bounds and meanings are
+# the declaration in settings.py; these only make each group a Config the launchpad shows.
+class ModelConfig(settings.ModelSettings, dg.Config):
+    """Features, labels, training, champion and challenger."""
+
+
+class PortfolioConfig(settings.PortfolioSettings, dg.Config):
+    """Portfolio construction."""
+
+
+class RiskConfig(settings.RiskSettings, dg.Config):
+    """Risk limits."""
+
+
+class StopConfig(settings.StopSettings, dg.Config):
+    """Protective stops."""
+
+
+class KillSwitchConfig(settings.KillSwitchSettings, dg.Config):
+    """The kill switch's automatic triggers."""
+
+
+class CostConfig(settings.CostSettings, dg.Config):
+    """The simulated account's starting cash and execution costs."""
+
+
+class DriftConfig(settings.DriftSettings, dg.Config):
+    """Drift report thresholds."""
+
+
+class DecayConfig(settings.DecaySettings, dg.Config):
+    """Performance decay."""
+
+
+class PromotionConfig(settings.PromotionSettings, dg.Config):
+    """Promotion gates."""
+
+
+class MonitorConfig(settings.MonitorSettings, dg.Config):
+    """Live-vs-backtest monitor thresholds."""
+
+
 class StrategyResource(dg.ConfigurableResource):
-    """The strategy's policy: construction, risk limits, horizons, thresholds, safety keys.
-    Fixed when a run starts, so no limit can change during a run."""
+    """The strategy's policy: the safety keys, and one nested config per group of settings
+    (construction, risk limits, horizons, thresholds). Fixed when a run starts, so no limit can
+    change during a run. The methods build the domain's config objects."""
 
     strategy: str = "daily_ml"
     trading_env: str = "local"
     live_enabled: bool = False
     dry_run: bool = False
-    label_horizon: int = 5
-    train_window_sessions: int = 500
-    champion_margin: float = 0.005
-    challenger_window_sessions: int = 60
-    challenger_min_sessions: int = 20
-    feature_set: str = "small"
-    label_kind: str = "rank"
-    train_window_years: float | None = None
-    sample_weight_halflife: int | None = None
-    tune_lgbm: bool = False
-    signal_min_t_stat: float = 2.0
-    without_signal: str = "trade"
-    retrain_after_rollback: bool = False
-    portfolio_mode: str = "long_only"
-    weighting: str = "equal"
-    top_k: int = 10
-    no_trade_band: float = 0.02
-    allow_fractional: bool = False
-    max_positions: int = 20
-    max_position_weight: float = 0.10
-    cash_reserve: float = 0.05
-    min_order_value: float = 100.0
-    max_gross_leverage: float = 1.0
-    max_orders_per_day: int = 100
-    max_position_var: float = 0.005
-    max_portfolio_var: float = 0.02
-    var_lookback: int = 252
-    stop_loss_percent: float = 0.05
-    trailing_stop: bool = False
-    max_daily_loss: float = 0.05
-    max_drawdown: float = 0.25
-    max_suspect_share: float = 0.2
-    flatten_on_kill_switch: bool = False
-    drift_window_sessions: int = 20
     auto_rollback: bool = True
-    drift_column_threshold: float = 1.0
-    drift_warn_share: float = 0.3
-    drift_severe_share: float = 0.5
-    promotion_min_sessions: int = 20
-    promotion_min_filled_orders: int = 10
-    promotion_min_exposure_sessions: int = 10
-    promotion_max_rejected_share: float = 0.10
-    monitor_return_tolerance: float = 0.30
-    monitor_sharpe_drift: float = 1.0
-    monitor_drawdown_multiple: float = 1.5
-    monitor_drawdown_alert: float = 0.15
-    monitor_daily_loss_alert: float = 0.03
-    # the costs the strategy expects (the paper simulator charges the same by default)
-    initial_cash: float = 100_000.0
-    slippage_bps: float = 5.0
-    commission_per_share: float = 0.005
-    commission_min: float = 1.0
-    decay_window_sessions: int = 20
-    decay_min_sessions: int = 10
-    decay_min_rank_ic: float = -0.15
     reports_dir: str = "dagster_home/reports"
+    model: ModelConfig = ModelConfig()
+    portfolio: PortfolioConfig = PortfolioConfig()
+    risk: RiskConfig = RiskConfig()
+    stops: StopConfig = StopConfig()
+    kill_switch: KillSwitchConfig = KillSwitchConfig()
+    costs: CostConfig = CostConfig()
+    drift: DriftConfig = DriftConfig()
+    decay: DecayConfig = DecayConfig()
+    promotion: PromotionConfig = PromotionConfig()
+    monitor: MonitorConfig = MonitorConfig()
+
+    def __init__(self, **values):
+        misplaced = {name: settings.grouped_fields()[name] for name in values
+                     if name not in type(self).model_fields and name in settings.grouped_fields()}
+        if misplaced:
+            where = ", ".join(f"{name} is {group}.{field}" for name, (group, field) in misplaced.items())
+            raise TypeError(f"StrategyResource takes settings in their groups: {where} "
+                            "(e.g. StrategyResource(portfolio=PortfolioConfig(top_k=4)))")
+        super().__init__(**values)
+
+    @classmethod
+    def groups_from(cls, values: "settings.TradingSettings") -> dict[str, dg.Config]:
+        """Each of this resource's groups, filled from the same group of `values`."""
+        return {name: field.annotation.model_validate(getattr(values, name).model_dump())
+                for name, field in cls.model_fields.items()
+                if isinstance(field.annotation, type) and issubclass(field.annotation, settings.SettingsGroup)}
 
     @property
     def reports_path(self) -> Path:
         return Path(self.reports_dir)
 
     def decay_policy(self):
-        from trading_pipeline.domain.decay import DecayPolicy
-
-        return DecayPolicy(window=self.decay_window_sessions, min_sessions=self.decay_min_sessions,
-                           min_rank_ic=self.decay_min_rank_ic)
+        return self.decay.policy()
 
     def risk_limits(self):
-        from trading_pipeline.domain.risk import RiskLimits
-
-        return RiskLimits(
-            max_positions=self.max_positions, max_position_weight=self.max_position_weight,
-            min_order_value=self.min_order_value, cash_reserve=self.cash_reserve,
-            max_gross_leverage=self.max_gross_leverage, max_orders_per_day=self.max_orders_per_day,
-            max_position_var=self.max_position_var, max_portfolio_var=self.max_portfolio_var,
-            var_lookback=self.var_lookback,
-        )
+        return self.risk.limits()
 
     def construction(self):
-        from trading_pipeline.domain.risk import ConstructionConfig
-
-        return ConstructionConfig(
-            mode=self.portfolio_mode, weighting=self.weighting, top_k=self.top_k,
-            no_trade_band=self.no_trade_band, allow_fractional=self.allow_fractional,
-            limits=self.risk_limits(),
-        )
+        return self.portfolio.construction(self.risk.limits())
 
     def monitor_thresholds(self):
-        from trading_pipeline.domain.monitor import MonitorThresholds
-
-        return MonitorThresholds(
-            return_tolerance=self.monitor_return_tolerance, sharpe_drift=self.monitor_sharpe_drift,
-            drawdown_multiple=self.monitor_drawdown_multiple, drawdown_alert=self.monitor_drawdown_alert,
-            daily_loss_alert=self.monitor_daily_loss_alert,
-        )
+        return self.monitor.thresholds()
 
     def execution(self):
         """The cost model backtests assume: the paper simulator's rules with these costs."""
-        from trading_pipeline.domain.execution import ExecutionConfig
-
-        return ExecutionConfig(slippage_bps=self.slippage_bps, commission_per_share=self.commission_per_share,
-                               commission_min=self.commission_min, allow_fractional=self.allow_fractional,
-                               allow_short=self.portfolio_mode == "long_short")
+        return self.costs.execution(self.portfolio)
 
     def selection_rules(self):
-        from trading_pipeline.domain.model import SelectionRules
-
-        return SelectionRules(window=self.challenger_window_sessions, margin=self.champion_margin,
-                              min_sessions=self.challenger_min_sessions)
+        return self.model.selection_rules()
 
     def training_options(self):
-        from trading_pipeline.domain.model.signal import SignalRules
-        from trading_pipeline.domain.model.training import TrainingOptions
-
-        return TrainingOptions(
-            feature_set=self.feature_set, label_kind=self.label_kind,
-            window_years=self.train_window_years, sample_weight_halflife=self.sample_weight_halflife,
-            tune=self.tune_lgbm, signal=SignalRules(min_t_stat=self.signal_min_t_stat),
-            without_signal=self.without_signal)
+        return self.model.training_options()
 
     def stop_policy(self):
-        from trading_pipeline.domain.risk import StopPolicy
-
-        return StopPolicy(stop_percent=self.stop_loss_percent, trailing=self.trailing_stop)
+        return self.stops.policy()
 
     def kill_switch_rules(self):
-        from trading_pipeline.domain.risk import KillSwitchRules
+        return self.kill_switch.rules()
 
-        return KillSwitchRules(max_daily_loss=self.max_daily_loss, max_drawdown=self.max_drawdown)
+    def promotion_gates(self):
+        return self.promotion.gates()
 
 
 class BrokerResource(dg.ConfigurableResource):

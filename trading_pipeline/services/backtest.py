@@ -76,7 +76,7 @@ def backtest_config(strategy, execution: ExecutionConfig | None = None,
     return BacktestConfig(
         strategy=strategy.strategy, construction=construction, stop_policy=strategy.stop_policy(),
         kill_switch=strategy.kill_switch_rules(),
-        flatten_on_kill_switch=bool(strategy.flatten_on_kill_switch), execution=execution,
+        flatten_on_kill_switch=bool(strategy.kill_switch.flatten_on_kill_switch), execution=execution,
         initial_cash=cash,
     )
 

@@ -8,7 +8,6 @@ reports are kept, in the run and in the local reports folder.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,9 @@ class PublishedReport:
 def mlflow_ui_url(tracking_uri: str) -> str:
     """The MLflow UI for a tracking URI: the server itself, or `make mlflow` for a local store
     (TRADING_MLFLOW_UI_URL overrides, e.g. when it runs on another port)."""
-    configured = os.environ.get("TRADING_MLFLOW_UI_URL", "").strip()
+    from trading_pipeline.settings import TradingSettings  # read when a link is made, not at import
+
+    configured = (TradingSettings().locations.mlflow_ui_url or "").strip()
     if configured:
         return configured.rstrip("/")
     if tracking_uri.startswith(("http://", "https://")):

@@ -2,11 +2,10 @@
 
 import dagster as dg
 import pytest
-from pydantic import ValidationError
 
 from trading_pipeline.definitions import build_definitions
 from trading_pipeline.defs.environment import resources_for
-from trading_pipeline.settings import TradingSettings
+from trading_pipeline.settings import SettingsError, TradingSettings
 from trading_pipeline_tests.alerts.receivers import HttpReceiver, LoopbackSmtp, SmtpSink
 
 TOKEN_PATH = "/hooks/Tk-abcdef-123456"
@@ -25,10 +24,10 @@ def no_alert_variables(monkeypatch):
     (dict(alert_smtp_host="smtp.desk.example", alert_email_from="a@desk.example", alert_email_to="ops"),
      "TRADING_ALERT_EMAIL_TO: 'ops' is not an e-mail address"),
     (dict(alert_smtp_user="desk"), "both TRADING_ALERT_SMTP_USER and TRADING_ALERT_SMTP_PASSWORD"),
-    (dict(alert_min_severity="loud"), "alert_min_severity"),
+    (dict(alert_min_severity="loud"), "TRADING_ALERT_MIN_SEVERITY=loud: Input should be 'info', 'warning' or"),
 ])
 def test_alert_settings_that_cannot_work_fail_at_load(values, problem, tmp_path):
-    with pytest.raises(ValidationError, match=problem):
+    with pytest.raises(SettingsError, match=problem):
         TradingSettings(_env_file=None, home=tmp_path, **values)
 
 

@@ -87,12 +87,12 @@ def measure_report(symbols: int) -> dict:
         reference = drift_service._scored_features(
             scenario.warehouse, model,
             drift_service.sessions_back(trained_through, REFERENCE_SESSIONS)[0], trained_through)
-        recent = drift_service.sessions_back(session, settings.drift_window_sessions)
+        recent = drift_service.sessions_back(session, settings.drift.window_sessions)
         current = drift_service._scored_features(scenario.warehouse, model, recent[0], session)
         start = time.perf_counter()
         drift.write_evidently_html(reference, current, DRIFT_COLUMNS, Path(folder) / "drift_day.html",
-                                   severe_share=settings.drift_severe_share, method=DRIFT_METHOD,
-                                   threshold=settings.drift_column_threshold)
+                                   severe_share=settings.drift.severe_share, method=DRIFT_METHOD,
+                                   threshold=settings.drift.column_threshold)
         evidently_html = time.perf_counter() - start
     return {"seconds": seconds, "cpu_seconds": cpu,
             "check": f"{report.drift.severity} data drift, row written",

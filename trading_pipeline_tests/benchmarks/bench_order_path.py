@@ -20,7 +20,7 @@ from pathlib import Path
 import polars as pl
 
 from trading_pipeline.brokers.simulator import PaperSimulator, SimulatorConfig
-from trading_pipeline.defs.resources import StrategyResource
+from trading_pipeline.defs.resources import PortfolioConfig, RiskConfig, StrategyResource
 from trading_pipeline.domain.calendar import sessions_back
 from trading_pipeline.services import trading
 from trading_pipeline.services.replay import store_predictions
@@ -35,10 +35,10 @@ LOOKBACK = 20
 
 def _strategy(orders: int) -> StrategyResource:
     # every limit wide enough for N positions: the path's cost is measured, not a limit's refusal
-    return StrategyResource(top_k=orders, max_positions=orders, max_orders_per_day=2 * orders,
-                            max_position_weight=0.9 / orders + 1e-6, var_lookback=LOOKBACK,
-                            no_trade_band=0.0, min_order_value=1.0, max_position_var=1.0,
-                            max_portfolio_var=1.0)
+    return StrategyResource(
+        portfolio=PortfolioConfig(top_k=orders, no_trade_band=0.0),
+        risk=RiskConfig(max_positions=orders, max_orders_per_day=2 * orders, max_position_weight=0.9 / orders + 1e-6,
+                        var_lookback=LOOKBACK, min_order_value=1.0, max_position_var=1.0, max_portfolio_var=1.0))
 
 
 def measure(orders: int = 1000) -> dict:

@@ -29,7 +29,7 @@ import polars as pl
 import pytest
 
 from trading_pipeline.brokers.simulator import PaperSimulator, SimulatorConfig
-from trading_pipeline.defs.resources import StrategyResource
+from trading_pipeline.defs.resources import KillSwitchConfig, PortfolioConfig, RiskConfig, StopConfig, StrategyResource
 from trading_pipeline.domain.backtest import _Returns, run_backtest
 from trading_pipeline.domain.calendar import sessions_between
 from trading_pipeline.domain.market import SyntheticMarket
@@ -51,8 +51,9 @@ def parity(tmp_path_factory):
     _, bars, scores = store_scored_market(warehouse, WINDOW, seed=7, universe_size=12,
                                           history_sessions=HISTORY_SESSIONS, model_version="parity")
 
-    strategy = StrategyResource(top_k=4, var_lookback=20, no_trade_band=0.0,
-                                stop_loss_percent=0.02, max_drawdown=0.012)
+    strategy = StrategyResource(portfolio=PortfolioConfig(top_k=4, no_trade_band=0.0), risk=RiskConfig(var_lookback=20),
+                                stops=StopConfig(stop_loss_percent=0.02),
+                                kill_switch=KillSwitchConfig(max_drawdown=0.012))
     simulator = PaperSimulator(warehouse, lambda s: market_store.read_bars(warehouse, [s]),
                                SimulatorConfig(initial_cash=100_000.0))
     replay = replay_daily_loop(warehouse, simulator, WINDOW, strategy)

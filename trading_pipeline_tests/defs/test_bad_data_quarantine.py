@@ -104,7 +104,7 @@ def test_the_simulator_values_the_book_at_the_last_good_price(market):
     d1_close = clean.filter((pl.col("symbol") == "SYM0003") & (pl.col("session") == D1))["close"][0]
     assert position.quantity == 10
     assert position.market_price == pytest.approx(d1_close)  # not the 100x close of D2
-    assert account.equity < 1.01 * settings.initial_cash
+    assert account.equity < 1.01 * settings.costs.initial_cash
 
 
 def test_too_many_suspects_stop_the_session_with_the_reasons(market):

@@ -21,6 +21,7 @@ import pytest
 from trading_pipeline.brokers.simulator import PaperSimulator, SimulatorConfig
 from trading_pipeline.defs.jobs import emergency_stop_job
 from trading_pipeline.defs.resources import (
+    PortfolioConfig,
     AlertsResource,
     MarketDataResource,
     SimulatorBrokerResource,
@@ -69,7 +70,8 @@ def submit_with(prepared, tmp_path, live_enabled, approved_version, kill_switch,
         ledger.set_kill_switch("simulator", True, "test", actor="test")
     broker = PaperSimulator(warehouse, lambda s: market.bars([s]), SimulatorConfig())
     broker.advance_to(SESSION)
-    strategy = StrategyResource(trading_env="live", live_enabled=live_enabled, dry_run=dry_run, top_k=4)
+    strategy = StrategyResource(trading_env="live", live_enabled=live_enabled, dry_run=dry_run,
+                                portfolio=PortfolioConfig(top_k=4))
     opener = trading.already_open(broker)
     trading.decide_session(ledger, broker.name, SESSION, strategy, opener)
     summary = trading.send_session(ledger, broker.name, SESSION, strategy, opener)

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from trading_pipeline.brokers.simulator import PaperSimulator, SimulatorConfig
-from trading_pipeline.defs.resources import StrategyResource
+from trading_pipeline.defs.resources import ModelConfig, PortfolioConfig, StrategyResource
 from trading_pipeline.domain.calendar import sessions_between
 from trading_pipeline.domain.features import FEATURE_COLUMNS
 from trading_pipeline.domain.market import SyntheticMarket
@@ -29,7 +29,8 @@ PAPER = sessions_between(date(2024, 3, 1), date(2024, 5, 31))[:30]
 # (test_signal_gate.py). 200 sessions of 30 synthetic names give the planted signal a t-statistic
 # near the default 2.0, so the gate is set lower here, where it still refuses a model that
 # does not beat its shuffled-label control at all.
-STRATEGY = StrategyResource(trading_env="paper", top_k=5, train_window_sessions=200, signal_min_t_stat=0.5)
+STRATEGY = StrategyResource(trading_env="paper", portfolio=PortfolioConfig(top_k=5),
+                            model=ModelConfig(train_window_sessions=200, signal_min_t_stat=0.5))
 
 
 @pytest.fixture(scope="module")

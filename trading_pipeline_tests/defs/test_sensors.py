@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from trading_pipeline.defs.environment import resources_for
-from trading_pipeline.defs.resources import StrategyResource
+from trading_pipeline.defs.resources import ModelConfig, StrategyResource
 from trading_pipeline.defs.sensors.drift_rollback import drift_rollback_sensor
 from trading_pipeline.defs.sensors.promotion import paper_to_live_promotion_sensor
 from trading_pipeline.domain.calendar import sessions_between
@@ -33,7 +33,7 @@ def two_versions(tmp_path_factory):
                                train_window_sessions=250, signal_min_t_stat=0.0)
     resources = resources_for(settings)
     warehouse, store = resources["warehouse"], resources["model_store"]
-    market = SyntheticMarket(seed=settings.market_seed, universe_size=50)
+    market = SyntheticMarket(seed=settings.data.market_seed, universe_size=50)
     market_store.append_history(warehouse.warehouse, market.bars(sessions_between(date(2022, 6, 1), THROUGH)))
     registry = store.registry()
     options = resources["strategy"].training_options()
@@ -196,7 +196,7 @@ def test_one_rollback_per_drift_episode_then_alerts(two_versions):
     drift_row(two_versions, THROUGH + timedelta(days=10), "2", "none", 0.1)
     registry.set_alias(modeling.CHAMPION, "2", "test setup")
     drift_row(two_versions, THROUGH + timedelta(days=11), "2", "severe", 0.8)
-    resources = {**two_versions, "strategy": StrategyResource(retrain_after_rollback=True)}
+    resources = {**two_versions, "strategy": StrategyResource(model=ModelConfig(retrain_after_rollback=True))}
     requests, cursor = evaluate(drift_rollback_sensor, resources)
     assert [r.job_name for r in requests] == ["daily_trading_job", "training_job"]
     assert registry.champion_version() == "1"

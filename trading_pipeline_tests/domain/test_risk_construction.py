@@ -98,7 +98,7 @@ def test_no_trade_band_keeps_current_shares_and_yields_to_limits():
     banded = build_target(D, preds, prices, RETURNS, 100_000, ConstructionConfig(no_trade_band=0.02, limits=limits),
                           current_positions=held)
     assert dict(zip(banded.frame["symbol"], banded.frame["target_shares"])) == held
-    unbanded = build_target(D, preds, prices, RETURNS, 100_000, ConstructionConfig(limits=limits),
+    unbanded = build_target(D, preds, prices, RETURNS, 100_000, ConstructionConfig(no_trade_band=0.0, limits=limits),
                             current_positions=held)
     assert unbanded.frame["target_shares"].to_list() == [4_750.0, 4_750.0]
     over = {"S00": 5_050.0, "S01": 4_700.0}  # keeping S00 would break the 50 % weight cap
@@ -113,7 +113,7 @@ def test_small_trades_are_skipped_or_enlarged_to_the_minimum_order():
     limits = RiskLimits(var_lookback=LOOKBACK, max_position_weight=0.5, min_order_value=100.0,
                         max_position_var=1.0, max_portfolio_var=1.0)
     held = {"S00": 4_745.0, "S01": 4_753.0}  # +5 shares ($50) would add; -3 shares ($30) reduces
-    frame = build_target(D, preds, prices, RETURNS, 100_000, ConstructionConfig(limits=limits),
+    frame = build_target(D, preds, prices, RETURNS, 100_000, ConstructionConfig(no_trade_band=0.0, limits=limits),
                          current_positions=held).frame
     shares = dict(zip(frame["symbol"], frame["target_shares"]))
     assert shares == {"S00": 4_745.0, "S01": 4_743.0}  # buy skipped; sale enlarged to $100

@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from trading_pipeline.defs.resources import StrategyResource
+from trading_pipeline.defs.resources import PortfolioConfig, RiskConfig, StrategyResource
 from trading_pipeline.domain.calendar import sessions_back, sessions_between
 from trading_pipeline.domain.features import MIN_HISTORY_SESSIONS, compute_features
 from trading_pipeline.domain.labels import forward_return_labels
@@ -29,6 +29,7 @@ from trading_pipeline.storage import market_store
 from trading_pipeline.storage.warehouse import Warehouse
 
 SESSIONS = sessions_between(date(2023, 1, 3), date(2023, 9, 29))
+SMALL_STRATEGY = StrategyResource(portfolio=PortfolioConfig(top_k=4), risk=RiskConfig(var_lookback=20))
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def stored(tmp_path_factory):
         # walk-forward scores with their fold: each made by a model whose labels ended before it
         scores = result.oos_predictions.select("session", "symbol", "fold",
                                                pl.col("prediction").alias("score"))
-        strategy = StrategyResource(top_k=4, var_lookback=20)
+        strategy = SMALL_STRATEGY
         first = backtest_version(warehouse, registry, version, scores, strategy)
         yield {"warehouse": warehouse, "registry": registry, "version": version, "scores": scores,
                "first": first, "result": result}
@@ -91,7 +92,7 @@ def test_a_rerun_replaces_the_versions_rows_and_drops_sessions_without_var_histo
     warehouse, registry, version, scores = (stored[k] for k in ("warehouse", "registry", "version", "scores"))
     # a 150-session VaR window: the first scored sessions lack that much stored history
     again = backtest_version(warehouse, registry, version, scores,
-                             StrategyResource(top_k=4, var_lookback=150))
+                             StrategyResource(portfolio=PortfolioConfig(top_k=4), risk=RiskConfig(var_lookback=150)))
     first_usable = next(s for s in scores["session"].unique().sort()
                         if sessions_back(s, 151)[0] >= SESSIONS[0])
     assert again.first_session == first_usable > scores["session"].min()
@@ -121,12 +122,12 @@ def test_the_final_model_scoring_its_own_training_sessions_is_refused(stored):
     before = warehouse.query(f"select * from {BACKTEST_SUMMARY} where model_version = ?", [version])
     with pytest.raises(BacktestError, match=f"on or before v{version}'s training end {end} and are "
                        "not walk-forward out-of-sample scores"):
-        backtest_version(warehouse, registry, version, in_sample, StrategyResource(top_k=4, var_lookback=20))
+        backtest_version(warehouse, registry, version, in_sample, SMALL_STRATEGY)
     # walk-forward scores with a fold missing on some rows are refused too
     partly = stored["scores"].with_columns(pl.when(pl.col("session") == pl.col("session").max())
                                            .then(None).otherwise(pl.col("fold")).alias("fold"))
     with pytest.raises(BacktestError, match="not walk-forward"):
-        backtest_version(warehouse, registry, version, partly, StrategyResource(top_k=4, var_lookback=20))
+        backtest_version(warehouse, registry, version, partly, SMALL_STRATEGY)
     # nothing stored was replaced
     assert warehouse.query(f"select * from {BACKTEST_SUMMARY} where model_version = ?",
                            [version]).equals(before)

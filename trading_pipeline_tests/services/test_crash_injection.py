@@ -20,7 +20,7 @@ from datetime import date
 import pytest
 
 from trading_pipeline.brokers.simulator import PaperSimulator, SimulatorConfig
-from trading_pipeline.defs.resources import StrategyResource
+from trading_pipeline.defs.resources import KillSwitchConfig, PortfolioConfig, RiskConfig, StopConfig, StrategyResource
 from trading_pipeline.domain.calendar import sessions_between
 from trading_pipeline.domain.market import SyntheticMarket
 from trading_pipeline.services import trading
@@ -31,8 +31,9 @@ from trading_pipeline_tests.scored_market import store_scored_market
 
 MONTH = sessions_between(date(2024, 5, 1), date(2024, 5, 31))  # 22 sessions
 HISTORY_SESSIONS = 100
-STRATEGY = StrategyResource(top_k=4, var_lookback=20, no_trade_band=0.0, stop_loss_percent=0.02,
-                            max_drawdown=0.03)
+STRATEGY = StrategyResource(portfolio=PortfolioConfig(top_k=4, no_trade_band=0.0), risk=RiskConfig(var_lookback=20),
+                            stops=StopConfig(stop_loss_percent=0.02),
+                            kill_switch=KillSwitchConfig(max_drawdown=0.03))
 BROKER_CALLS = ("advance_to", "positions", "account", "open_orders", "submit", "cancel", "fills",
                 "order_status")
 LEDGER_WRITES = ("record_plan", "mark_submitting", "record_status", "record_cancel", "hold",

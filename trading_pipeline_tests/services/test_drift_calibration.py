@@ -29,9 +29,9 @@ def scenario(tmp_path_factory):
 
 @pytest.mark.slow
 def test_no_severe_report_without_a_shift_and_severe_after_one(scenario):
-    assert scenario.settings.universe_size == 50 and scenario.settings.decay_min_rank_ic == -0.15
+    assert scenario.settings.data.universe_size == 50 and scenario.settings.decay.min_rank_ic == -0.15
     calm = scenario.sessions[4:CALM_SESSIONS:5]
-    assert len(calm) == 12 and calm[-1] < scenario.settings.regime_shift_date
+    assert len(calm) == 12 and calm[-1] < scenario.settings.data.regime_shift_date
     reports = {session: scenario.report(session) for session in calm}
     severe = {str(s): r.reasons for s, r in reports.items() if r.severity == "severe"}
     assert not severe, severe
@@ -39,6 +39,6 @@ def test_no_severe_report_without_a_shift_and_severe_after_one(scenario):
     assert sum(r.decay.judged for r in reports.values()) >= 9
 
     shifted = scenario.sessions[CALM_SESSIONS + AFTER_SHIFT]
-    assert shifted > scenario.settings.regime_shift_date and isinstance(shifted, date)
+    assert shifted > scenario.settings.data.regime_shift_date and isinstance(shifted, date)
     report = scenario.report(shifted)
     assert report.severity == "severe", report.reasons

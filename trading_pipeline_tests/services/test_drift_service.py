@@ -44,9 +44,9 @@ def test_the_row_holds_data_drift_prediction_drift_and_decay(scenario):
     assert row["prediction_drift_score"] == pytest.approx(report.drift.prediction_drift_score)
     assert row["prediction_drifted"] == report.drift.prediction_drifted
     # returns known through 5 sessions back; the champion scored every session since training
-    assert row["decay_sessions"] == scenario.settings.decay_window_sessions == 20
+    assert row["decay_sessions"] == scenario.settings.decay.window_sessions == 20
     assert -1 < row["decay_rank_ic"] < 1 and row["decay_rank_ic"] == pytest.approx(report.decay.rank_ic)
-    assert row["decay_breached"] is (row["decay_rank_ic"] < scenario.settings.decay_min_rank_ic)
+    assert row["decay_breached"] is (row["decay_rank_ic"] < scenario.settings.decay.min_rank_ic)
     assert "of columns drifted" in row["reasons"] and "over 20 sessions" in row["reasons"]
     assert row["html_path"].endswith(f"drift_{session}.html")
     assert report.drift.html_path.exists()
@@ -101,7 +101,7 @@ def test_the_asset_shows_severity_reasons_decay_and_a_summary(scenario):
     assert metadata["reasons"].value == row["reasons"]
     assert metadata["decay_sessions"].value == 20
     assert metadata["decay_rank_ic"].value == pytest.approx(row["decay_rank_ic"])
-    assert metadata["decay_min_rank_ic"].value == scenario.settings.decay_min_rank_ic
+    assert metadata["decay_min_rank_ic"].value == scenario.settings.decay.min_rank_ic
     assert metadata["prediction_drift_score"].value == pytest.approx(row["prediction_drift_score"])
     summary = metadata["summary"].value
     assert "| figure | value | rule |" in summary and "rank IC (decay)" in summary

@@ -6,7 +6,7 @@ from datetime import date
 import polars as pl
 
 from trading_pipeline.brokers.simulator import PaperSimulator, SimulatorConfig
-from trading_pipeline.defs.resources import StrategyResource
+from trading_pipeline.defs.resources import PortfolioConfig, RiskConfig, StrategyResource
 from trading_pipeline.domain.calendar import sessions_back, sessions_between, trailing_unbroken
 from trading_pipeline.domain.features import compute_features
 from trading_pipeline.domain.market import SyntheticMarket
@@ -38,7 +38,7 @@ def test_a_missed_session_restarts_the_comparison_instead_of_failing(tmp_path):
     scores = compute_features(bars).filter(pl.col("session").is_in(WINDOW)).select(
         "session", "symbol", (-pl.col("ret_5") + 0.5 * pl.col("ret_60")).alias("score"))
     store_predictions(warehouse, scores.filter(pl.col("session") != MISSED), model_version="1")
-    strategy = StrategyResource(top_k=4, var_lookback=20)
+    strategy = StrategyResource(portfolio=PortfolioConfig(top_k=4), risk=RiskConfig(var_lookback=20))
     simulator = PaperSimulator(warehouse, lambda s: market_store.read_bars(warehouse, [s]),
                                SimulatorConfig())
     # the loop runs, misses a session (the machine was off), then runs again

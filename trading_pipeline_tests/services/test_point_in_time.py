@@ -35,7 +35,7 @@ def two_eras(tmp_path_factory):
                                history_start=date(2023, 1, 3), train_window_sessions=120, top_k=4)
     resources = resources_for(settings)
     wh, registry = resources["warehouse"], resources["model_store"].registry()
-    market = SyntheticMarket(seed=settings.market_seed, universe_size=10)
+    market = SyntheticMarket(seed=settings.data.market_seed, universe_size=10)
     market_store.append_history(wh.warehouse, market.bars(sessions_between(date(2023, 1, 3),
                                                                            date(2024, 9, 30))))
     outcomes = [modeling.train_as_of(wh.warehouse, wh.ledger, registry, as_of, window=120, horizon=5,

@@ -33,7 +33,7 @@ def features(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     session = session_of(context)
     history = sessions_back(session, MIN_HISTORY_SESSIONS + 1)
     bars = market_store.read_bars_through(warehouse.warehouse, session, history[0])
-    rows = compute_features(bars, strategy.feature_set).filter(pl.col("session") == session)
+    rows = compute_features(bars, strategy.model.feature_set).filter(pl.col("session") == session)
     warehouse.warehouse.replace_partition("features", session, rows)
     complete = rows.drop_nulls().height
     return dg.MaterializeResult(metadata={"rows": rows.height, "complete_rows": complete,
@@ -66,7 +66,7 @@ def trained_model(
         as_of = modeling.parse_as_of(config.as_of)
         outcome = modeling.train_as_of(
             warehouse.warehouse, warehouse.ledger, model_store.registry(), as_of,
-            window=strategy.train_window_sessions, horizon=strategy.label_horizon,
+            window=strategy.model.train_window_sessions, horizon=strategy.model.label_horizon,
             why=f"training run {context.run_id}" + (f" as of {as_of}" if as_of else ""),
             rules=strategy.selection_rules(), backtest=strategy,
             options=strategy.training_options(),
@@ -111,7 +111,7 @@ def predictions(
         as_of = previous_session(session)
         context.log.info(f"no champion yet: training a first model on bars through {as_of}")
         modeling.train_as_of(warehouse.warehouse, warehouse.ledger, registry, as_of,
-                             window=strategy.train_window_sessions, horizon=strategy.label_horizon,
+                             window=strategy.model.train_window_sessions, horizon=strategy.model.label_horizon,
                              why=f"bootstrap for {session}", rules=strategy.selection_rules(),
                              backtest=strategy, options=strategy.training_options())
     try:
@@ -152,10 +152,10 @@ def drift_report(
     html = strategy.reports_path / "drift" / broker.venue / f"drift_{session}.html"
     report = drift_service.drift_for_session(
         warehouse.warehouse, model_store.registry(), session,
-        window=strategy.drift_window_sessions, warn_share=strategy.drift_warn_share,
-        column_threshold=strategy.drift_column_threshold,
-        severe_share=strategy.drift_severe_share, html_path=html,
-        decay=strategy.decay_policy(), horizon=strategy.label_horizon, account=broker.venue,
+        window=strategy.drift.window_sessions, warn_share=strategy.drift.warn_share,
+        column_threshold=strategy.drift.column_threshold,
+        severe_share=strategy.drift.severe_share, html_path=html,
+        decay=strategy.decay_policy(), horizon=strategy.model.label_horizon, account=broker.venue,
     )
     result, decay = report.drift, report.decay
     link = _publish(context, model_store, report.model_version, result.html_path or html,
@@ -173,7 +173,7 @@ def drift_report(
         "decay_sessions": decay.sessions, "decay_breached": decay.breached,
         "decay_min_rank_ic": decay.policy.min_rank_ic,
         "summary": markdown_table(drift_service.summary_table(
-            report, warn_share=strategy.drift_warn_share, severe_share=strategy.drift_severe_share)),
+            report, warn_share=strategy.drift.warn_share, severe_share=strategy.drift.severe_share)),
         "report": dg.MetadataValue.path(str(html)),
         "columns": table(result.per_column, max_rows=40),
     })

@@ -39,7 +39,7 @@ def drift_rollback_sensor(context: dg.SensorEvaluationContext, warehouse: Wareho
     alerts.send(Alert(kind=AlertKind.ROLLBACK, severity=Severity.WARNING, session=decision.session,
                       title=f"champion rolled back v{moved_from} -> v{moved_to}",
                       details={"why": decision.reason, "re-run": f"predictions onwards for {decision.session}",
-                               "retraining": "requested" if strategy.retrain_after_rollback else "not requested"}),
+                               "retraining": "requested" if strategy.model.retrain_after_rollback else "not requested"}),
                 log=context.log)
     tags = {"trading/rollback_from": moved_from, "trading/rollback_to": moved_to}
     requests = [dg.RunRequest(
@@ -47,7 +47,7 @@ def drift_rollback_sensor(context: dg.SensorEvaluationContext, warehouse: Wareho
         partition_key=str(decision.session), tags=tags,
         asset_selection=[dg.AssetKey(k) for k in AFTER_PREDICTIONS],
     )]
-    if strategy.retrain_after_rollback:
+    if strategy.model.retrain_after_rollback:
         requests.append(dg.RunRequest(run_key=f"retrain-{decision.report_key}",
                                       job_name=training_job.name, tags=tags))
     return requests

@@ -12,7 +12,7 @@ from trading_pipeline.defs.resources import (
     StrategyResource,
     WarehouseResource,
 )
-from trading_pipeline.domain.promotion import Decision, PromotionGates
+from trading_pipeline.domain.promotion import Decision
 from trading_pipeline.services.approval import waiting_for_person
 from trading_pipeline.services.promotion import evaluate_and_record
 
@@ -33,10 +33,7 @@ def paper_to_live_promotion_sensor(context: dg.SensorEvaluationContext, warehous
         return dg.SkipReason("already live: nothing to promote to")
     outcome = evaluate_and_record(
         warehouse.ledger, strategy.strategy, broker.venue, model_store.registry().champion_version(),
-        PromotionGates(min_sessions=strategy.promotion_min_sessions,
-                       min_filled_orders=strategy.promotion_min_filled_orders,
-                       min_exposure_sessions=strategy.promotion_min_exposure_sessions,
-                       max_rejected_share=strategy.promotion_max_rejected_share),
+        strategy.promotion_gates(),
         stage_from=strategy.trading_env,
         live_enabled=strategy.live_enabled, last_key=context.cursor)
     if outcome is None:

@@ -63,7 +63,7 @@ class ConstructionConfig:
     mode: Mode = Mode.LONG_ONLY
     weighting: Weighting = Weighting.EQUAL
     top_k: int = 10  # per side in long-short
-    no_trade_band: float = 0.0  # keep current shares when |target - current| weight < band
+    no_trade_band: float = 0.02  # keep current shares when |target - current| weight < band
     allow_fractional: bool = False
     limits: RiskLimits = field(default_factory=RiskLimits)
 
