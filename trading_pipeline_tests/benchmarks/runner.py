@@ -62,6 +62,8 @@ PARTS = [
          {"medium": {"symbols": 500}}, {"medium": 3.0}, "{symbols} sym"),
     Part("order path", "bench_order_path", "measure",
          {"smoke": {"orders": 100}, "medium": {"orders": 1000}}, {"medium": 1.0}, "{orders} orders"),
+    Part("order path floor (durable commits)", "bench_commit_floor", "measure",
+         {"medium": {"orders": 1000}}, {}, "{orders} orders"),
     Part("daily session (shell)", "bench_session", "measure_session",
          {"medium": {"symbols": 500}, "full": {"symbols": 3000}},
          {"medium": 20.0, "full": 60.0}, "{symbols} sym"),
