@@ -38,7 +38,9 @@ from trading_pipeline.domain.session_plan import (
     SessionState,
     Step,
     execute_plan,
+    order_id_key,
     plan_session,
+    relink_attached,
 )
 from trading_pipeline.services.adoption import require_adopted
 from trading_pipeline.services.approval import live_approval
@@ -172,7 +174,10 @@ def _plan_and_record(ledger: Ledger, broker: Broker, session: date, strategy,
         frozen=quarantined_symbols(warehouse, session))  # suspect bars: hold as is, no new order
     policy = PlanPolicy(strategy=strategy.strategy, construction=strategy.construction(),
                         stop_policy=strategy.stop_policy(),
-                        flatten_on_kill_switch=strategy.kill_switch.flatten_on_kill_switch)
+                        flatten_on_kill_switch=strategy.kill_switch.flatten_on_kill_switch,
+                        # where the venue can hold a stop until its entry fills, the entry carries it
+                        attach_stops=bool(getattr(broker, "attaches_stops", False)),
+                        id_key=order_id_key(strategy.strategy, account))  # paper and live ids differ
     # Suspect bars are not believed: a quarantined symbol is priced at its last good close and
     # its bad move stays out of the VaR window (services/data_quality).
     prices = last_good_closes(warehouse, session)
@@ -265,10 +270,10 @@ def _recorded_summary(ledger: Ledger, account: str, session: date, strategy, rec
 def _recorded_plan(ledger: Ledger, account: str, strategy: str, session: date,
                    recorded: dict) -> tuple[SessionPlan, dict[str, int]]:
     rows = ledger.planned_orders(account, strategy, session)
-    orders = tuple(
+    orders = relink_attached(tuple(  # a stop sent with its entry goes with it again
         PlannedOrder(_intent(row), Step.STOP if row["purpose"] == str(OrderPurpose.STOP_LOSS) else Step.REBALANCE,
                      bool(row["reduces_exposure"]))
-        for row in rows.iter_rows(named=True))
+        for row in rows.iter_rows(named=True)))
     cancels = ledger.plan_cancels(account, strategy, session)
     plan = SessionPlan(session=session, target=None, cancels=tuple(cancels["client_order_id"].to_list()),
                        orders=orders, failures=tuple(recorded["failures"]), notes=tuple(recorded["notes"]))
@@ -331,6 +336,33 @@ class _LedgerVenue:
             return None
         self.ledger.record_status(report)
         return report
+
+    def submit_with_stop(self, entry: OrderIntent, stop: OrderIntent):
+        """The entry and its attached stop in one venue call, recorded as `submit` records one
+        order: answered from the ledger once both are acknowledged, never sent twice."""
+        rows = [self.ledger.order(entry.client_order_id), self.ledger.order(stop.client_order_id)]
+        statuses = [row["status"] if row else None for row in rows]
+        if UNKNOWN in statuses:
+            self.stalled.add(entry.symbol)
+            return None, None
+        unsent = (PLANNED, NOT_SENT, SUBMITTING, None)
+        if not any(status in unsent for status in statuses):
+            return _report_from_row(rows[0]), _report_from_row(rows[1])
+        for intent, status in zip((entry, stop), statuses):
+            if status != SUBMITTING:
+                self.ledger.mark_submitting(intent.client_order_id)
+        try:
+            reports = self.broker.submit_with_stop(entry, stop)  # idempotent by both ids
+        except OrderStateUnknown as unknown:
+            for intent in (entry, stop):
+                self.ledger.mark_unknown(intent.client_order_id, str(unknown))
+            self.ledger.record_risk_event(self.session, "order_state_unknown", str(unknown),
+                                          symbol=entry.symbol)
+            self.stalled.add(entry.symbol)
+            return None, None
+        for report in reports:
+            self.ledger.record_status(report)
+        return reports
 
     def hold(self, intent: OrderIntent, reason: str) -> None:
         row = self.ledger.order(intent.client_order_id)
