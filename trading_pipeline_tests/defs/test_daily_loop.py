@@ -31,13 +31,18 @@ def test_every_step_and_check_succeeds(loop):
 
 def test_orders_decided_at_d_fill_on_the_next_session_bars(loop):
     wh = loop["warehouse"]
-    orders = wh.query("select * from ledger_orders where session = ?", [D1])
+    orders = wh.query("select * from ledger_orders where session = ? and order_type = 'market'", [D1])
     assert orders.height > 0 and set(orders["dry_run"]) == {False}
     fills = wh.query(
         """select f.*, b.open from ledger_fills f join ledger_orders o using (client_order_id)
            join bars b on b.symbol = f.symbol and b.session = ?
-           where o.session = ?""", [D2, D1])
+           where o.session = ? and o.order_type = 'market'""", [D2, D1])
     assert fills.height == orders.height
+    # each buy went with its own stop, which the simulator holds until the buy fills
+    stops = wh.query("select client_order_id, status from ledger_orders where session = ? and "
+                     "purpose = 'stop_loss'", [D1])
+    buys = orders.filter(pl.col("side") == "buy")["client_order_id"].to_list()
+    assert sorted(stops["client_order_id"]) == sorted(f"{b}-stop" for b in buys)
     # market orders fill at D2's open plus (buys) slippage, never at D1's prices
     for row in fills.iter_rows(named=True):
         assert row["price"] == pytest.approx(row["open"] * (1 + 5e-4), rel=1e-9)
@@ -87,10 +92,13 @@ def test_emergency_stop_blocks_sending_until_cleared(loop):
     assert result.success
     d4_orders = wh.query("select side, purpose, status, reason from ledger_orders where session = ?", [d4])
     entries = d4_orders.filter(pl.col("side") == "buy")
-    exits = d4_orders.filter(pl.col("side") == "sell")
-    # no new entries while engaged, and the reason is recorded; exits and stops still go
+    with_entries = d4_orders.filter(pl.col("side") == "sell", pl.col("reason").str.starts_with("its entry"))
+    exits = d4_orders.filter(pl.col("side") == "sell", ~pl.col("reason").fill_null("").str.starts_with("its entry"))
+    # no new entries while engaged, and the reason is recorded; exits and stops still go, the
+    # stops that go with a held entry are held with it
     assert entries.height > 0 and set(entries["status"]) == {"not_sent"}
     assert all("kill switch" in r for r in entries["reason"])
+    assert with_entries.height == entries.height and set(with_entries["status"]) == {"not_sent"}
     assert exits.height > 0 and "not_sent" not in set(exits["status"])
     blocked = entries
     assert wh.scalar("select count(*) from sim_orders where client_order_id in "
