@@ -114,7 +114,9 @@ class AlpacaBroker:
         if entry_report.status is OrderStatus.REJECTED:
             return entry_report, translate.rejected_report(
                 stop, f"its entry {entry.client_order_id} was rejected: {entry_report.reason}")
-        order = self._retrying("submit", lambda: self._find_order(stop.client_order_id, "submit"))
+        placed = self._retrying("submit", lambda: self._find_order(entry.client_order_id, "submit"))
+        leg = translate.stop_leg(placed) if placed is not None else None
+        order = None if leg is None else leg.model_copy(update={"client_order_id": stop.client_order_id})
         if order is None:
             return entry_report, translate.rejected_report(
                 stop, f"Alpaca holds no stop leg on entry {entry.client_order_id} (placed without "
