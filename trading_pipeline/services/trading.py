@@ -226,13 +226,13 @@ def send_session(ledger: Ledger, account: str, session: date, strategy,
         return _recorded_summary(ledger, account, session, strategy, recorded,
                                  f"read-only: account {account!r} has moved on to {latest}; "
                                  f"this is what was sent for {session}, nothing was sent now")
-    plan, seqs = _recorded_plan(ledger, account, strategy.strategy, session, recorded)
+    plan, seqs, rows = _recorded_plan(ledger, account, strategy.strategy, session, recorded)
 
     def keys() -> SubmissionKeys:  # asked before every order: the kill switch may be engaged mid-plan
         return _keys(ledger, account, strategy, recorded["model_version"], failures)
 
     with open_broker() as broker:
-        venue = _LedgerVenue(ledger, broker, account, strategy.strategy, session, seqs)
+        venue = _LedgerVenue(ledger, broker, account, strategy.strategy, session, seqs, rows)
 
         def decide(order: PlannedOrder) -> SubmissionDecision:
             if order.intent.symbol in venue.stalled:
@@ -268,16 +268,19 @@ def _recorded_summary(ledger: Ledger, account: str, session: date, strategy, rec
 
 
 def _recorded_plan(ledger: Ledger, account: str, strategy: str, session: date,
-                   recorded: dict) -> tuple[SessionPlan, dict[str, int]]:
-    rows = ledger.planned_orders(account, strategy, session)
+                   recorded: dict) -> tuple[SessionPlan, dict[str, int], dict[str, dict]]:
+    """The plan as recorded, its cancels' sequence numbers, and its orders' rows by id (read
+    once: this run is the account's only writer, so a row changes only when it sends it)."""
+    rows = list(ledger.planned_orders(account, strategy, session).iter_rows(named=True))
     orders = relink_attached(tuple(  # a stop sent with its entry goes with it again
         PlannedOrder(_intent(row), Step.STOP if row["purpose"] == str(OrderPurpose.STOP_LOSS) else Step.REBALANCE,
                      bool(row["reduces_exposure"]))
-        for row in rows.iter_rows(named=True)))
+        for row in rows))
     cancels = ledger.plan_cancels(account, strategy, session)
     plan = SessionPlan(session=session, target=None, cancels=tuple(cancels["client_order_id"].to_list()),
                        orders=orders, failures=tuple(recorded["failures"]), notes=tuple(recorded["notes"]))
-    return plan, dict(zip(cancels["client_order_id"].to_list(), cancels["seq"].to_list()))
+    return (plan, dict(zip(cancels["client_order_id"].to_list(), cancels["seq"].to_list())),
+            {row["client_order_id"]: row for row in rows})
 
 
 def _intent(row: dict) -> OrderIntent:
@@ -294,9 +297,10 @@ class _LedgerVenue:
     step already recorded is answered from the ledger instead of being done again."""
 
     def __init__(self, ledger: Ledger, broker: Broker, account: str, strategy: str, session: date,
-                 cancel_seqs: dict[str, int]):
+                 cancel_seqs: dict[str, int], recorded_rows: dict[str, dict]):
         self.ledger, self.broker, self.account = ledger, broker, account
         self.strategy, self.session, self.cancel_seqs = strategy, session, cancel_seqs
+        self._recorded_rows = recorded_rows  # each is used once, then dropped: a later look asks the ledger
         self.stalled: set[str] = set()
         self.canceled = 0
         self._cancels = {row["client_order_id"]: row for row in
@@ -314,8 +318,12 @@ class _LedgerVenue:
         self.canceled += 1
         return report
 
+    def _row(self, client_order_id: str) -> dict | None:
+        row = self._recorded_rows.pop(client_order_id, None)
+        return row if row is not None else self.ledger.order(client_order_id)
+
     def submit(self, intent: OrderIntent) -> OrderStatusReport | None:
-        row = self.ledger.order(intent.client_order_id)
+        row = self._row(intent.client_order_id)
         status = row["status"] if row else None
         if status == UNKNOWN:
             self.stalled.add(intent.symbol)
@@ -340,7 +348,7 @@ class _LedgerVenue:
     def submit_with_stop(self, entry: OrderIntent, stop: OrderIntent):
         """The entry and its attached stop in one venue call, recorded as `submit` records one
         order: answered from the ledger once both are acknowledged, never sent twice."""
-        rows = [self.ledger.order(entry.client_order_id), self.ledger.order(stop.client_order_id)]
+        rows = [self._row(entry.client_order_id), self._row(stop.client_order_id)]
         statuses = [row["status"] if row else None for row in rows]
         if UNKNOWN in statuses:
             self.stalled.add(entry.symbol)
@@ -365,7 +373,7 @@ class _LedgerVenue:
         return reports
 
     def hold(self, intent: OrderIntent, reason: str) -> None:
-        row = self.ledger.order(intent.client_order_id)
+        row = self._row(intent.client_order_id)
         # Only what was never sent is held; a `submitting` order may be at the venue already
         # (reconciliation asks about it), and an answered one stays as answered.
         if row is not None and row["status"] in (PLANNED, NOT_SENT):

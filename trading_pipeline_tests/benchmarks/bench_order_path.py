@@ -4,7 +4,9 @@ simulator (each order accepted into its tables), as `submitted_orders` runs it.
 
     python -m trading_pipeline_tests.benchmarks.bench_order_path [--orders 1000]
 
-A top-N book on N symbols from an empty account: exactly N buy orders. Timed apart: deciding
+A top-N/2 book on N/2 symbols from an empty account: N/2 buys, each with the protective stop
+that goes with its entry, so exactly N orders (the smoke test's 100 orders: 50 and 50). Timed
+apart: deciding
 (`trading.decide_session`: target, checks, plan recorded) and sending (`trading.send_session`).
 The check: every planned order is acknowledged by the simulator and recorded as such.
 """
@@ -42,17 +44,18 @@ def _strategy(orders: int) -> StrategyResource:
 
 
 def measure(orders: int = 1000) -> dict:
+    entries = orders // 2  # every entry carries its stop
     with tempfile.TemporaryDirectory() as folder:
         warehouse = Warehouse(Path(folder) / "warehouse.duckdb")
         sessions = sessions_back(SESSION, LOOKBACK + 5)
-        bars = random_walk_market(orders, sessions)
+        bars = random_walk_market(entries, sessions)
         market_store.append_history(warehouse, bars)
         scores = bars.filter(pl.col("session") == SESSION).select(
-            "session", "symbol", (pl.col("close").rank() / orders).alias("score"))
+            "session", "symbol", (pl.col("close").rank() / entries).alias("score"))
         store_predictions(warehouse, scores, model_version="bench")
         simulator = PaperSimulator(warehouse, lambda s: market_store.read_bars(warehouse, [s]),
-                                   SimulatorConfig(initial_cash=float(orders) * 10_000.0))
-        ledger, strategy = Ledger(warehouse), _strategy(orders)
+                                   SimulatorConfig(initial_cash=float(entries) * 10_000.0))
+        ledger, strategy = Ledger(warehouse), _strategy(entries)
         with warehouse.held():
             simulator.advance_to(SESSION)
             opener = trading.already_open(simulator)
@@ -65,10 +68,14 @@ def measure(orders: int = 1000) -> dict:
         sent = summary.outcomes
         accepted = sent.filter(pl.col("status").is_in(["new", "accepted", "filled", "partially_filled"])).height
         at_venue = len(simulator.open_orders())
+        stops = summary.stops_placed
     return {"seconds": end - start, "cpu_seconds": cpu,
             "check": (f"all {sent.height} acknowledged" if sent.height == orders == accepted == at_venue
-                      else f"MISMATCH: {sent.height} planned, {accepted} acknowledged, {at_venue} at the venue"),
-            "detail": f"{sent.height} orders: decide {decided - start:.2f} s (target, checks, plan recorded), "
+                      and stops == entries
+                      else f"MISMATCH: {sent.height} planned ({stops} stops), {accepted} acknowledged, "
+                           f"{at_venue} at the venue"),
+            "detail": f"{sent.height} orders ({sent.height - stops} entries, {stops} stops): "
+                      f"decide {decided - start:.2f} s (target, checks, plan recorded), "
                       f"send {end - decided:.2f} s (simulator and ledger)"}
 
 

@@ -19,7 +19,7 @@ import polars as pl
 
 from trading_pipeline.brokers.base import BrokerError, BrokerUnavailable, OrderNotFound
 from trading_pipeline.brokers.simulator.config import SimulatorConfig
-from trading_pipeline.brokers.simulator.store import SimStore
+from trading_pipeline.brokers.simulator.store import AccountState, SimStore
 from trading_pipeline.domain.calendar import (
     is_session,
     next_session,
@@ -28,6 +28,7 @@ from trading_pipeline.domain.calendar import (
 )
 from trading_pipeline.domain.execution import (
     Bar,
+    SimOrder,
     accept_order,
     account_figures,
     cancel_order,
@@ -99,6 +100,10 @@ class PaperSimulator:
         self._bars_for_session = bars_for_session
         self._store = SimStore(warehouse, account)
         self._store.create(config.initial_cash)
+        # What `submit` checks an order against (marks, positions, working orders), kept with the
+        # account state it was read at: reused only while that state is unchanged, because every
+        # write bumps it. Re-reading every working order per submit grew with the square of orders.
+        self._working: tuple[AccountState, dict, dict, tuple[SimOrder, ...]] | None = None
 
     def __repr__(self) -> str:
         return f"PaperSimulator({self.warehouse!r}, account={self.account_name!r})"
@@ -131,6 +136,7 @@ class PaperSimulator:
                         return []  # another simulator on this account started it meanwhile
                     self._store.set_marks(con, start, {s: b.close for s, b in bars.items()})
                     self._store.set_clock(con, start)
+                    self._store.mark_changed(con)
                 return [start]
             processed = []
             for day in sessions_between(next_session(clock), session):
@@ -150,6 +156,7 @@ class PaperSimulator:
                     self._store.set_cash(con, outcome.cash)
                     self._store.set_marks(con, day, {s: b.close for s, b in bars.items()})
                     self._store.set_clock(con, day)
+                    self._store.mark_changed(con)
                 processed.append(day)
             return processed
 
@@ -172,11 +179,15 @@ class PaperSimulator:
     @_warehouse_errors
     def submit(self, intent: OrderIntent, parent_client_order_id: str | None = None) -> OrderStatusReport:
         with self.warehouse.transaction() as con:
-            existing = self._store.order(con, intent.client_order_id)
-            if existing is not None:
+            taken = self._store.take_order_number(con, intent.client_order_id)
+            if taken is None:  # submitted before: the same order, never a second one
+                existing = self._store.order(con, intent.client_order_id)
+                if existing is None:
+                    self._store.account_state(con)  # raises when the account itself is missing
+                    raise LookupError(f"order {intent.client_order_id} vanished while submitting")
                 return existing.report()
-            state = self._store.account_state(con)
-            clock = self._require_clock(state.clock)
+            state, after = taken
+            clock = self._require_clock(state.clock)  # raising rolls the number back
             if intent.session is not None and intent.session > clock:
                 raise SimulatorClockError(
                     f"order {intent.client_order_id} was decided after the close of "
@@ -184,6 +195,7 @@ class PaperSimulator:
                     f"call advance_to({intent.session}) first, or it could fill on bars that "
                     "were known when it was decided"
                 )
+            marks, positions, working = self._working_state(con, state)
             parent = None
             if parent_client_order_id is not None:
                 parent = self._store.order(con, parent_client_order_id)
@@ -192,13 +204,19 @@ class PaperSimulator:
                                       f"{parent_client_order_id}, which this account does not have: "
                                       "submit the entry first")
             order = accept_order(
-                intent, number=self._store.next_order_number(con), account=self.account_name,
-                clock=clock, marks=self._store.marks(con), cash=state.cash,
-                positions=self._store.positions(con), open_orders=self._store.open_orders(con),
+                intent, number=after.order_count, account=self.account_name, clock=clock,
+                marks=marks, cash=state.cash, positions=positions, open_orders=list(working),
                 config=self.config, parent=parent,
             )
             self._store.insert_order(con, order)
-            return order.report()
+        # committed: what this submit changed is known without reading it back
+        self._working = (after, marks, positions, (*working, order) if order.status.is_open else working)
+        return order.report()
+
+    def _working_state(self, con, state: AccountState) -> tuple[dict, dict, tuple[SimOrder, ...]]:
+        if self._working is not None and self._working[0] == state:
+            return self._working[1:]
+        return self._store.marks(con), self._store.positions(con), tuple(self._store.open_orders(con))
 
     @_warehouse_errors
     def cancel(self, client_order_id: str) -> OrderStatusReport:
@@ -210,6 +228,7 @@ class PaperSimulator:
                 return order.report()  # finished orders stay as they ended
             canceled = cancel_order(order, self._store.account_state(con).clock)
             self._store.update_order(con, canceled)
+            self._store.mark_changed(con)
             return canceled.report()
 
     @_warehouse_errors

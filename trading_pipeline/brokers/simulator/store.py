@@ -7,7 +7,7 @@ UTC (like the ledger) and come back timezone-aware.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
 import duckdb
@@ -30,7 +30,8 @@ create table if not exists {ACCOUNTS} (
     cash double not null,
     clock_session date,            -- the last session whose bars were processed
     order_count bigint not null,   -- numbers broker order ids
-    created_at timestamp not null
+    created_at timestamp not null,
+    changes bigint not null default 0  -- bumped by every write: what a reader kept is still true while it holds
 );
 create table if not exists {ORDERS} (
     account varchar not null,
@@ -87,6 +88,7 @@ create table if not exists {MARKS} (
     close double not null,
     primary key (account, symbol)
 );
+alter table {ACCOUNTS} add column if not exists changes bigint default 0; -- warehouses made before it
 -- warehouses made before stops went with their entry
 alter table {ORDERS} add column if not exists parent_client_order_id varchar;
 alter table {ORDERS} add column if not exists waiting_for_parent boolean default false;
@@ -106,6 +108,7 @@ class AccountState:
     cash: float
     clock: date | None
     order_count: int
+    changes: int = 0  # every write bumps it: equal states mean nothing changed in between
 
 
 def to_db_time(moment: datetime) -> datetime:
@@ -131,7 +134,8 @@ class SimStore:
         with self.warehouse.transaction() as con:
             con.execute(SIM_DDL)
             con.execute(
-                f"insert into {ACCOUNTS} values (?, ?, ?, null, 0, ?) on conflict do nothing",
+                f"""insert into {ACCOUNTS} (account, initial_cash, cash, clock_session, order_count,
+                    created_at, changes) values (?, ?, ?, null, 0, ?, 0) on conflict do nothing""",
                 [self.account, initial_cash, initial_cash, to_db_time(datetime.now(UTC))],
             )
 
@@ -139,12 +143,18 @@ class SimStore:
 
     def account_state(self, con: duckdb.DuckDBPyConnection) -> AccountState:
         row = con.execute(
-            f"select initial_cash, cash, clock_session, order_count from {ACCOUNTS} where account = ?",
+            f"""select initial_cash, cash, clock_session, order_count, coalesce(changes, 0)
+                from {ACCOUNTS} where account = ?""",
             [self.account],
         ).fetchone()
         if row is None:
             raise LookupError(f"simulated account {self.account!r} does not exist")
-        return AccountState(float(row[0]), float(row[1]), row[2], int(row[3]))
+        return AccountState(float(row[0]), float(row[1]), row[2], int(row[3]), int(row[4]))
+
+    def mark_changed(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Every write transaction calls this once (a submit through `next_order_number`)."""
+        con.execute(f"update {ACCOUNTS} set changes = coalesce(changes, 0) + 1 where account = ?",
+                    [self.account])
 
     def set_cash(self, con: duckdb.DuckDBPyConnection, cash: float) -> None:
         con.execute(f"update {ACCOUNTS} set cash = ? where account = ?", [cash, self.account])
@@ -153,10 +163,21 @@ class SimStore:
         con.execute(f"update {ACCOUNTS} set clock_session = ? where account = ?",
                     [session, self.account])
 
-    def next_order_number(self, con: duckdb.DuckDBPyConnection) -> int:
-        con.execute(f"update {ACCOUNTS} set order_count = order_count + 1 where account = ?",
-                    [self.account])
-        return self.account_state(con).order_count
+    def take_order_number(self, con: duckdb.DuckDBPyConnection,
+                          client_order_id: str) -> tuple[AccountState, AccountState] | None:
+        """Take the next order number (`order_count`) for a new `client_order_id`, in one
+        statement: the account before and after, or None (nothing taken) when that order is
+        already here. Counts as a change."""
+        row = con.execute(
+            f"""update {ACCOUNTS} set order_count = order_count + 1, changes = coalesce(changes, 0) + 1
+                where account = ? and not exists (select 1 from {ORDERS} o
+                    where o.account = ? and o.client_order_id = ?)
+                returning initial_cash, cash, clock_session, order_count, changes""",
+            [self.account, self.account, client_order_id]).fetchone()
+        if row is None:
+            return None
+        after = AccountState(float(row[0]), float(row[1]), row[2], int(row[3]), int(row[4]))
+        return replace(after, order_count=after.order_count - 1, changes=after.changes - 1), after
 
     # -- orders ----------------------------------------------------------------
 
