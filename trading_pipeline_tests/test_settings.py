@@ -161,3 +161,19 @@ def test_the_domain_defaults_are_the_declared_ones(clean_env):
     assert all(getattr(declared, name).model_dump() == getattr(settings, name).model_dump()
                for name in ("model", "portfolio", "risk", "stops", "kill_switch", "costs", "drift", "decay",
                             "promotion", "monitor"))
+
+
+def test_the_code_location_refuses_bad_settings_with_the_message_and_no_stack_trace(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADING_")}
+    env.update(TRADING_MAX_POSITION_WEIGHT="2", TRADING_ALERT_SMTP_PASSWORD="pw-Secret-42",
+               TRADING_HOME=str(tmp_path))
+    loaded = subprocess.run([sys.executable, "-c", "import trading_pipeline.definitions"], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert loaded.returncode == 1
+    assert "TRADING_MAX_POSITION_WEIGHT=2: Input should be less than or equal to 1" in loaded.stderr
+    assert "set both TRADING_ALERT_SMTP_USER and TRADING_ALERT_SMTP_PASSWORD" in loaded.stderr
+    assert "Traceback" not in loaded.stderr and "pw-Secret-42" not in loaded.stderr

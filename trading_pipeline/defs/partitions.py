@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 import dagster as dg
 
 from trading_pipeline.domain.calendar import holidays_between
-from trading_pipeline.settings import TradingSettings
+from trading_pipeline.settings import DataSettings, SettingsError, TradingSettings
 
 TIMEZONE = "America/New_York"
 # A tick at each session's start and close; the windows from the close are excluded below.
@@ -22,7 +22,10 @@ _AFTER_CLOSE = "0 16 * * 1-5"
 
 def first_session() -> date:
     """TRADING_FIRST_SESSION: partitions start here (read when the code location loads)."""
-    return TradingSettings().data.first_session
+    try:
+        return TradingSettings().data.first_session
+    except SettingsError:  # build_definitions reports every bad setting, without a stack trace
+        return DataSettings.model_fields["first_session"].default
 
 
 def build_sessions_partitions(start: date, horizon_days: int = 400) -> dg.TimeWindowPartitionsDefinition:
