@@ -19,6 +19,7 @@ import polars as pl
 
 from trading_pipeline.domain.calendar import sessions_back
 from trading_pipeline.domain.market.plausibility import PlausibilityRules, assess_bars, believed_returns
+from trading_pipeline.domain.market.universe import DEFAULT_EXIT_AFTER_SESSIONS
 from trading_pipeline.storage import market_store
 from trading_pipeline.storage.warehouse import Warehouse
 
@@ -126,17 +127,20 @@ def _released(warehouse: Warehouse, first: date, last: date) -> pl.DataFrame:
 
 
 def _missing(bars: pl.DataFrame, session: date) -> pl.DataFrame:
-    """Symbols with a bar in the stored session before `session` and none on it."""
+    """Symbols with a bar in one of the `DEFAULT_EXIT_AFTER_SESSIONS` stored sessions before
+    `session` and none on it: every day of a halt, not only its first, so a held symbol stays
+    frozen (kept, valued at its last close) until it trades again or the universe exits it."""
     before = bars.filter(pl.col("session") < session)
     if before.is_empty():
         return pl.DataFrame(schema={k: QUALITY_SCHEMA[k] for k in ("session", "symbol", "kind", "quarantined", "reason")})
-    previous = before["session"].max()
+    recent = before["session"].unique().sort().tail(DEFAULT_EXIT_AFTER_SESSIONS)
     today = set(bars.filter(pl.col("session") == session)["symbol"].to_list())
-    gone = before.filter((pl.col("session") == previous) & ~pl.col("symbol").is_in(list(today)))
+    gone = (before.filter((pl.col("session") >= recent.min()) & ~pl.col("symbol").is_in(list(today)))
+            .sort("session").group_by("symbol", maintain_order=True).last().sort("symbol"))
     return gone.select(
         pl.lit(session).alias("session"), "symbol", pl.lit("missing").alias("kind"), pl.lit(True).alias("quarantined"),
-        pl.format("no bar on {} (last bar on {}, close {}): the symbol stopped trading, was delisted or "
-                  "the source has a gap; left out of this session's trading", pl.lit(str(session)),
+        pl.format("no bar on {} (last bar on {}, close {}): the symbol is halted, stopped trading, was delisted "
+                  "or the source has a gap; kept as it is, left out of this session's trading", pl.lit(str(session)),
                   pl.col("session").cast(pl.String), pl.col("close").round_sig_figs(6).cast(pl.String)).alias("reason"),
     )
 

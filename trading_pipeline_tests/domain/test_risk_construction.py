@@ -306,3 +306,20 @@ def test_when_every_symbol_has_a_gap_the_error_names_each_symbols_count():
     preds, prices = frames({"S24": 9.0}, {"S24": 10.0})
     with pytest.raises(PortfolioInputError, match=r"S24 \(29 of 30\)"):
         build_target(D, preds, prices, RETURNS, 10_000, ConstructionConfig(limits=LOOSE))
+
+
+def test_a_halt_of_a_few_sessions_in_a_long_window_does_not_keep_a_symbol_out():
+    # A real 252-session window: a 3-session halt (S10) is within MAX_GAP_SHARE (5 sessions), so
+    # S10 is bought with the market's median return on the halted days; 6 missing sessions (S11)
+    # are not, and S11 stays out with the reason.
+    lookback = 252
+    returns = make_returns(n_sessions=lookback + 5).with_columns(
+        pl.when(pl.int_range(pl.len()).is_between(100, 102)).then(None).otherwise(pl.col("S10")).alias("S10"),
+        pl.when(pl.int_range(pl.len()).is_between(100, 105)).then(None).otherwise(pl.col("S11")).alias("S11"))
+    limits = RiskLimits(var_lookback=lookback, max_position_var=1.0, max_portfolio_var=1.0)
+    preds, prices = frames({"S10": 9.0, "S11": 8.0, "S01": 0.5}, {"S10": 10.0, "S11": 10.0, "S01": 10.0})
+    result = build_target(D, preds, prices, returns, 10_000, ConstructionConfig(top_k=3, limits=limits))
+    assert sorted(result.frame["symbol"].to_list()) == ["S01", "S10"]
+    assert "S10" in result.var_figures.weights()
+    assert any("median return used" in n and "S10 (249 of 252)" in n for n in result.notes)
+    assert any("a gap in the last 252 sessions of returns: S11 (246 of 252)" in n for n in result.notes)

@@ -45,6 +45,9 @@ TARGET_SCHEMA = {
 }
 RESULT_SCHEMA = {**TARGET_SCHEMA, "side": pl.String, "current_shares": pl.Float64}
 MAX_ATTEMPTS = 30
+# The share of a VaR window a symbol's returns may miss and still be traded (5 of 252 sessions:
+# a week's halt); below it the symbol is left out until its window is whole again.
+MAX_GAP_SHARE = 0.02
 FRACTIONAL_STEP = 1e-6  # smallest fractional share we ask for
 
 
@@ -138,7 +141,15 @@ def build_target(
         raise PortfolioInputError(f"none of the {len(scores)} predicted symbols has a usable price for {session}")
     returns = ReturnMatrix.from_frame(returns)  # once: every VaR figure below reads it
     history = history_counts(returns, sorted(set(candidates) | set(current)), limits.var_lookback)
-    with_history = {s for s, n in history.items() if n >= limits.var_lookback}
+    # A few missing returns (a halt, a late bar) do not make a history unusable: up to
+    # MAX_GAP_SHARE of the window takes the market's median return on those sessions.
+    allowed_gaps = int(limits.var_lookback * MAX_GAP_SHARE)
+    with_history = {s for s, n in history.items() if n >= limits.var_lookback - allowed_gaps}
+    gapped = sorted(s for s in with_history if history[s] < limits.var_lookback)
+    if gapped:
+        notes.append(f"a few sessions missing from the last {limits.var_lookback} returns (at most "
+                     f"{allowed_gaps}), the market's median return used on those sessions: "
+                     + ", ".join(f"{s} ({history[s]} of {limits.var_lookback})" for s in gapped))
     short_history = sorted(set(candidates) - with_history)
     if short_history:
         notes.append(f"left out, a gap in the last {limits.var_lookback} sessions of returns: "
@@ -146,10 +157,11 @@ def build_target(
     candidates = [s for s in candidates if s in with_history]
     # A frozen holding cannot be traded; where its history has gaps (the quarantined bars
     # themselves), its VaR uses the market's median return of those sessions instead.
-    proxied = sorted(s for s in held_frozen if s not in with_history)
-    if proxied:
+    frozen_gapped = sorted(s for s in held_frozen if s not in with_history)
+    if frozen_gapped:
         notes.append("VaR of frozen holdings with gaps uses the market's median return on the missing "
-                     "sessions: " + ", ".join(f"{s} ({history[s]} of {limits.var_lookback})" for s in proxied))
+                     "sessions: " + ", ".join(f"{s} ({history[s]} of {limits.var_lookback})" for s in frozen_gapped))
+    proxied = sorted(set(frozen_gapped) | set(gapped))
     if not candidates and not held_frozen:
         described = ", ".join(f"{s} ({n} of {limits.var_lookback})" for s, n in sorted(history.items())[:10])
         raise PortfolioInputError(
@@ -160,7 +172,7 @@ def build_target(
     ideal = _ideal_weights({s: scores[s] for s in candidates}, config, notes) if candidates else {}
     ideal = _room_for_frozen(ideal, held_frozen, price_map, equity, limits, notes)
     ideal, _, sizing_notes = size_within_var(ideal, returns, equity, limits,
-                                             keep_dollar_neutral=config.mode is Mode.LONG_SHORT)
+                                             keep_dollar_neutral=config.mode is Mode.LONG_SHORT, proxied=proxied)
     notes.extend(sizing_notes)
     keepable = {s for s in current if s in with_history and s not in frozen}
     use_band = config.no_trade_band > 0

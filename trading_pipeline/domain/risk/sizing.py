@@ -7,7 +7,7 @@ Weights are only ever scaled down, never up.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import polars as pl
 
@@ -30,6 +30,7 @@ def size_within_var(
     equity: float,
     limits: RiskLimits,
     keep_dollar_neutral: bool = False,
+    proxied: Collection[str] = (),
 ) -> tuple[dict[str, float], VarFigures, list[str]]:
     """Weights with every position VaR <= max_position_var and book VaR <= max_portfolio_var.
 
@@ -37,11 +38,12 @@ def size_within_var(
     `keep_dollar_neutral`, after the per-position step the larger side (longs or shorts) is
     scaled down to the smaller one's gross so the book stays dollar-neutral.
     Returns the new weights, their VaR figures and one note per scaling applied.
-    Raises `InsufficientHistory` when a weighted symbol lacks a full return window.
+    Raises `InsufficientHistory` when a weighted symbol lacks a full return window (one in
+    `proxied` may have gaps: they take the market's median return, see `return_window`).
     """
     sized = as_weight_map(weights)
     notes: list[str] = []
-    figures = _figures(sized, returns, equity, limits)
+    figures = _figures(sized, returns, equity, limits, proxied)
     position_var = dict(zip(figures.positions["symbol"].to_list(), figures.positions["var"].to_list()))
     for symbol in sorted(position_var):
         var = position_var[symbol]
@@ -56,7 +58,7 @@ def size_within_var(
         if note:
             notes.append(note)
     if notes:
-        figures = _figures(sized, returns, equity, limits)
+        figures = _figures(sized, returns, equity, limits, proxied)
     if figures.portfolio_var > limits.max_portfolio_var:
         factor = limits.max_portfolio_var / figures.portfolio_var * HEADROOM
         sized = {s: w * factor for s, w in sized.items()}
@@ -64,12 +66,13 @@ def size_within_var(
             f"book: portfolio VaR {figures.portfolio_var:.4%} > {limits.max_portfolio_var:.4%}; "
             f"all weights scaled by {factor:.4f}"
         )
-        figures = _figures(sized, returns, equity, limits)
+        figures = _figures(sized, returns, equity, limits, proxied)
     return sized, figures, notes
 
 
-def _figures(weights: dict[str, float], returns: pl.DataFrame | ReturnMatrix, equity: float, limits: RiskLimits) -> VarFigures:
-    return compute_var(weights, returns, equity, limits.var_confidence, limits.var_lookback)
+def _figures(weights: dict[str, float], returns: pl.DataFrame | ReturnMatrix, equity: float, limits: RiskLimits,
+             proxied: Collection[str]) -> VarFigures:
+    return compute_var(weights, returns, equity, limits.var_confidence, limits.var_lookback, proxied)
 
 
 def _neutralise(weights: dict[str, float]) -> str | None:
