@@ -26,6 +26,7 @@ from trading_pipeline.domain.orders import (
     Side,
     make_client_order_id,
 )
+from trading_pipeline.domain.session_plan import order_id_key
 from trading_pipeline.storage.ledger import Ledger
 
 STRATEGY = "emergency"  # the ledger's strategy for closing orders an emergency stop sends
@@ -101,7 +102,7 @@ def emergency_stop(broker: Broker, ledger: Ledger, *, flatten: bool, keys: Flatt
     # not hold the cancels back. An earlier stop's closing orders stay: they only reduce risk,
     # and cancelling them would leave the positions open.
     reports = [broker.cancel(order.client_order_id) for order in broker.open_orders()
-               if not _is_closing_order(order, result.session)]
+               if not _is_closing_order(order, result.session, broker.name)]
     for report in reports:
         if ledger.order(report.client_order_id) is not None:
             ledger.record_status(report)
@@ -117,9 +118,10 @@ def emergency_stop(broker: Broker, ledger: Ledger, *, flatten: bool, keys: Flatt
 _ATTEMPTS_RECOGNISED = 20  # closing orders per symbol and session an emergency stop leaves working
 
 
-def _is_closing_order(order: OrderStatusReport, session: date) -> bool:
+def _is_closing_order(order: OrderStatusReport, session: date, account: str) -> bool:
     """Whether the order is one of this session's emergency closing orders, from its id alone."""
-    return any(order.client_order_id == _closing_intent(order.symbol, order.side, 1.0, session, attempt).client_order_id
+    return any(order.client_order_id
+               == _closing_intent(order.symbol, order.side, 1.0, session, attempt, account).client_order_id
                for attempt in range(1, _ATTEMPTS_RECOGNISED + 1))
 
 
@@ -129,7 +131,7 @@ FINISHED = frozenset({"filled", "canceled", "expired", "rejected"})  # an order 
 def _close(broker: Broker, ledger: Ledger, symbol: str, quantity: float, result: EmergencyStopResult) -> None:
     side = Side.SELL if quantity > 0 else Side.BUY
     for attempt in itertools.count(1):
-        intent = _closing_intent(symbol, side, abs(quantity), result.session, attempt)
+        intent = _closing_intent(symbol, side, abs(quantity), result.session, attempt, broker.name)
         recorded = ledger.order(intent.client_order_id)
         # A closing order that is over (cancelled at the broker, rejected) while the position is
         # still open: the next attempt gets an id of its own, so it is neither lost nor doubled.
@@ -167,9 +169,12 @@ def _close(broker: Broker, ledger: Ledger, symbol: str, quantity: float, result:
     result.sent.append(symbol)
 
 
-def _closing_intent(symbol: str, side: Side, quantity: float, session: date, attempt: int) -> OrderIntent:
-    # the first attempt keeps the id an emergency flatten always had
-    key = STRATEGY if attempt == 1 else f"{STRATEGY}#{attempt}"
+def _closing_intent(symbol: str, side: Side, quantity: float, session: date, attempt: int,
+                    account: str) -> OrderIntent:
+    # the first attempt keeps the id an emergency flatten always had; a broker account's ids
+    # include it, so paper's closing order is never taken for live's in the one ledger
+    strategy = order_id_key(STRATEGY, account)
+    key = strategy if attempt == 1 else f"{strategy}#{attempt}"
     return OrderIntent(
         client_order_id=make_client_order_id(key, session, symbol, side, OrderPurpose.FLATTEN),
         symbol=symbol, side=side, quantity=quantity, session=session, strategy=STRATEGY,

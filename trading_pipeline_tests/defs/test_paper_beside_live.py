@@ -20,6 +20,7 @@ from trading_pipeline.domain.calendar import sessions_between
 from trading_pipeline.services import modeling
 from trading_pipeline.settings import BrokerName, TradingEnv
 from trading_pipeline.storage import account_tables
+from trading_pipeline.storage.ledger import Ledger
 from trading_pipeline.storage.warehouse import Warehouse
 from trading_pipeline_tests.brokers.fakes.alpaca import FakeAlpaca, FakeAlpacaServer
 from trading_pipeline_tests.conftest import PROJECT_ROOT, daily_sessions
@@ -168,3 +169,25 @@ def test_the_workspace_loads_paper_and_live_side_by_side(tmp_path):
     output = run.stdout + run.stderr
     assert run.returncode == 0, output
     assert "trading_pipeline_live" in output and "FAKE" not in output
+
+
+# -- an emergency flatten of one account is never taken for the other's ---------------------------
+
+
+def test_a_live_flatten_after_the_paper_flatten_of_the_same_session_is_sent(tmp_path):
+    from trading_pipeline.brokers.alpaca import AlpacaBroker, AlpacaConfig
+    from trading_pipeline.services.emergency import FlattenKeys, emergency_stop
+
+    ledger = Ledger(Warehouse(tmp_path / "warehouse.duckdb"))
+    paper_fake, live_fake = FakeAlpaca(KEY, SECRET), FakeAlpaca(KEY, SECRET)
+    with FakeAlpacaServer(paper_fake), FakeAlpacaServer(live_fake):
+        for fake, paper in ((paper_fake, True), (live_fake, False)):
+            fake.set_position("AAA", 10, 100.0)
+            config = AlpacaConfig(KEY, SECRET, paper=paper, url_override=fake.url, timeout_seconds=1.0)
+            with AlpacaBroker(config, sleep=lambda seconds: None) as broker:
+                keys = FlattenKeys(trading_env="paper" if paper else "live", live_enabled=True, dry_run=False,
+                                   confirmation=f"FLATTEN {broker.name}", account=broker.name)
+                result = emergency_stop(broker, ledger, flatten=True, keys=keys)
+                assert result.sent == ["AAA"], (broker.name, result)
+    assert [r.body["side"] for r in live_fake.requests_to("POST", "/v2/orders")] == ["sell"]
+    assert ledger.warehouse.scalar("select count(distinct broker) from ledger_orders") == 2
