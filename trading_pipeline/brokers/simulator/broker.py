@@ -198,7 +198,9 @@ class PaperSimulator:
             marks, positions, working = self._working_state(con, state)
             parent = None
             if parent_client_order_id is not None:
-                parent = self._store.order(con, parent_client_order_id)
+                # the entry is usually the order submitted just before its stop: kept, not read
+                kept = working[-1] if working and working[-1].client_order_id == parent_client_order_id else None
+                parent = kept or self._store.order(con, parent_client_order_id)
                 if parent is None:
                     raise LookupError(f"stop {intent.client_order_id} is attached to order "
                                       f"{parent_client_order_id}, which this account does not have: "
