@@ -60,18 +60,16 @@ class DriftScenario:
 
     @property
     def decay_policy(self) -> DecayPolicy:
-        s = self.settings
-        return DecayPolicy(window=s.decay_window_sessions, min_sessions=s.decay_min_sessions,
-                           min_rank_ic=s.decay_min_rank_ic)
+        return self.settings.decay.policy()
 
     def report(self, session: date, html: bool = False) -> drift_service.DriftReport:
         s = self.settings
         html_path = s.reports_dir / "drift" / f"drift_{session}.html" if html else None
         return drift_service.drift_for_session(
-            self.warehouse, self.registry, session, window=s.drift_window_sessions,
-            warn_share=s.drift_warn_share, severe_share=s.drift_severe_share,
-            column_threshold=s.drift_column_threshold, html_path=html_path,
-            decay=self.decay_policy, horizon=s.label_horizon)
+            self.warehouse, self.registry, session, window=s.drift.window_sessions,
+            warn_share=s.drift.warn_share, severe_share=s.drift.severe_share,
+            column_threshold=s.drift.column_threshold, html_path=html_path,
+            decay=self.decay_policy, horizon=s.model.label_horizon)
 
     def decay(self, session: date) -> DecayResult:
         """The decay figure alone (no Evidently): cheap enough for every session of a year."""
