@@ -61,9 +61,9 @@ def test_a_buy_pays_the_open_plus_slippage_and_a_stop_sells_at_its_price_minus_s
     fills = result.fills.select("session", "symbol", "side", "purpose", "quantity", "price",
                                 "commission").rows()
     buy_price = 101.0 * 1.0005  # D1's open plus 5 bps
-    # the stop stands at the entry less 5 %, in cents: 101.0505 x 0.95 = 95.997975 -> 96.00;
-    # D2 opens above it (97) and trades down through it (low 95): it fills at 96 less 5 bps
-    stop_price = 96.0 * 0.9995
+    # the stop goes with the entry, decided with it at D0: D0's close less 5 %, 100 x 0.95 =
+    # 95.00; D2 opens above it (97) and trades down to it (low 95): it fills at 95 less 5 bps
+    stop_price = 95.0 * 0.9995
     assert fills == [
         (D1, "A", "buy", "rebalance", 100.0, pytest.approx(buy_price), 1.0),  # 100 x 0.005 < $1
         (D2, "A", "sell", "stop_loss", 100.0, pytest.approx(stop_price), 1.0),
@@ -79,9 +79,9 @@ def test_a_buy_pays_the_open_plus_slippage_and_a_stop_sells_at_its_price_minus_s
     daily = {row["session"]: row for row in result.daily.iter_rows(named=True)}
     assert daily[D1]["turnover"] == pytest.approx(100 * buy_price / 100_000.0)
     assert daily[D2]["stop_fills"] == 1 and daily[D2]["positions"] == 0
-    # D0: one buy; D1: the target is still 100 shares (10 % of 99,793.95 at 99 is 100.8), so
-    # the only order is the new stop
-    assert (daily[D0]["orders_sent"], daily[D1]["orders_sent"]) == (1, 1)
+    # D0: the buy and its attached stop; D1: the target is still 100 shares (10 % of 99,793.95
+    # at 99 is 100.8) and the stop already stands, so no order
+    assert (daily[D0]["orders_sent"], daily[D1]["orders_sent"]) == (2, 0)
     summary = result.summary
     assert summary["total_commission"] == 2.0 and summary["stop_fills"] == 1.0
     assert summary["total_return"] == pytest.approx(equity[D2] / 100_000.0 - 1.0)
@@ -106,7 +106,9 @@ def test_the_volume_cap_fills_part_of_a_buy_and_the_rest_is_bought_later():
     assert result.fills.select("session", "quantity", "price").rows() == [
         (D1, 60.0, pytest.approx(101.0 * 1.0005)), (D2, 38.0, pytest.approx(102.0 * 1.0005))]
     daily = {row["session"]: row for row in result.daily.iter_rows(named=True)}
-    assert daily[D1]["orders_sent"] == 2  # the buy of 38 and a stop for the 60 held
+    # the buy of 38 with its attached stop, and a stop for the 60 held (the entry's own stop
+    # went with the rest of the DAY order when it expired)
+    assert daily[D1]["orders_sent"] == 3
     assert daily[D1]["equity"] == pytest.approx(100_055.97, rel=1e-12)
     assert result.positions.filter(pl.col("session") == D2)["quantity"].to_list() == [98.0]
 
@@ -136,8 +138,9 @@ def test_the_kill_switch_holds_back_entries_from_the_session_after_a_breach():
     daily = {row["session"]: row for row in result.daily.iter_rows(named=True)}
     assert [daily[s]["kill_switch_engaged"] for s in (D0, D1, D2)] == [False, True, True]
     assert any(note.startswith("2024-03-05: kill switch engaged: daily loss") for note in result.notes)
-    # D2: the buy of B is held back; the sale of A goes out (its stop cancelled) and fills on D3
-    assert (daily[D2]["orders_held_back"], daily[D2]["orders_sent"]) == (1, 1)
+    # D2: the buy of B and its attached stop are held back; the sale of A goes out (its stop
+    # cancelled) and fills on D3
+    assert (daily[D2]["orders_held_back"], daily[D2]["orders_sent"]) == (2, 1)
     assert result.fills.filter(pl.col("session") == d3).select("symbol", "side", "quantity").rows() \
         == [("A", "sell", 100.0)]
     assert result.positions.filter(pl.col("session") == d3).is_empty()
