@@ -1,0 +1,58 @@
+"""The judged paper-account scenario at test size, on both venues' fakes: an account holding 5
+positions and $50,000 is refused until adopted, then trades 8 sessions with a 2-for-1 split of
+a held symbol on the 4th: 0 breaks, every buy entry carries its stop, the split recorded once
+and the quantity doubled at the broker and in the ledger, the data fetched incrementally."""
+
+import pytest
+
+from trading_pipeline_tests.scenarios.paper_account import HELD, STARTING_CASH, run_paper_account
+
+SESSIONS, SPLIT_DAY = 8, 4
+# data requests a session may send once the history is stored: Alpaca one page for the universe
+# (three on a split: the restated symbol's traded bars and adjusted history); IBKR one
+# ADJUSTED_LAST per symbol (two more on a split)
+MOST_REQUESTS = {"alpaca": 3, "ibkr": 20 + 2}
+
+
+@pytest.fixture(scope="module", params=["alpaca", "ibkr"])
+def report(request, tmp_path_factory):
+    return run_paper_account(request.param, sessions=SESSIONS, split_day=SPLIT_DAY, symbols=20,
+                             workdir=tmp_path_factory.mktemp(f"paper-{request.param}"))
+
+
+def test_the_daily_run_refuses_the_account_until_it_is_adopted(report):
+    assert "AccountNotAdopted" in report.refusal and "adoption_job" in report.refusal
+    assert f"holds {HELD} positions" in report.refusal
+
+
+def test_the_adoption_imports_the_account_as_it_was(report):
+    adoption = report.adoption
+    assert (adoption["operator"], adoption["positions"], adoption["cash"]) == ("Ada", HELD, STARTING_CASH)
+    assert adoption["stops"] == HELD  # each adopted long protected
+
+
+def test_every_session_after_adoption_reconciles_with_no_break(report):
+    assert [s.session for s in report.sessions if not s.succeeded] == []
+    assert {s.session: s.breaks for s in report.sessions} == {s.session: 0 for s in report.sessions}
+
+
+def test_every_buy_entry_carries_its_stop_from_the_venue(report):
+    entries = sum(s.buy_entries for s in report.sessions)
+    assert entries > 0
+    assert [(s.session, s.buy_entries - s.entries_with_stop) for s in report.sessions
+            if s.entries_with_stop != s.buy_entries] == []
+
+
+def test_the_split_is_recorded_once_and_the_quantity_doubles_with_no_break(report):
+    split = report.split
+    assert split["session"] == report.sessions[SPLIT_DAY - 1].session
+    assert (split["events"], split["recorded_ratio"]) == (1, "2")
+    assert split["broker_after"] == 2 * split["broker_before"] > 0
+    assert split["ledger_after"] == 2 * split["ledger_before"] == split["broker_after"]
+    assert split["breaks"] == 0
+
+
+def test_the_data_is_fetched_incrementally(report):
+    after_first = [s.data_requests for s in report.sessions[1:]]
+    assert max(after_first) <= MOST_REQUESTS[report.venue], after_first
+    assert report.sessions[SPLIT_DAY - 1].data_requests > min(after_first)  # the split's restatement
