@@ -58,6 +58,12 @@ soak: install
 bench: install
 	$(VENV_PY) -m trading_pipeline_tests.benchmarks.runner --size $${SIZE:-all}
 
+## A paper account (5 positions, $$50,000) adopted and traded against a venue's fakes on 127.0.0.1,
+## with a split on day 12, as one table: make paper-scenario [VENUE=alpaca|ibkr] [SESSIONS=30]
+.PHONY: paper-scenario
+paper-scenario: install
+	$(VENV_PY) -m trading_pipeline_tests.scenarios.paper_account --venue $${VENUE:-alpaca} --sessions $${SESSIONS:-30}
+
 ## Forget every run, the warehouse and the models (keeps dagster_home/dagster.yaml).
 clean-state:
 	find dagster_home -mindepth 1 ! -name dagster.yaml -exec rm -rf {} +
