@@ -27,6 +27,7 @@ from trading_pipeline.domain.drift import (
     evaluate_drift,
     write_evidently_html,
 )
+from trading_pipeline.domain.factors import feature_set_for
 from trading_pipeline.domain.features import FEATURE_COLUMNS, MIN_HISTORY_SESSIONS, compute_features
 from trading_pipeline.domain.labels import forward_return_labels
 from trading_pipeline.domain.model import ModelRegistry
@@ -48,9 +49,14 @@ DRIFT_ROW_SCHEMA: dict[str, pl.DataType] = {
 }
 _SQL_TYPES = {pl.Date(): "date", pl.String(): "varchar", pl.Float64(): "double",
               pl.Int64(): "bigint", pl.Boolean(): "boolean"}
-# Cross-sectional ranks are uniform every session by construction: they cannot drift and
-# would only dilute the drifted share.
-DRIFT_COLUMNS = (*(c for c in FEATURE_COLUMNS if not c.startswith("rank_")), "score")
+def drift_columns(feature_columns: tuple[str, ...]) -> tuple[str, ...]:
+    """A model's columns to judge: its features but the cross-sectional ranks (uniform every
+    session by construction: they cannot drift and would only dilute the drifted share), and
+    its score."""
+    return (*(c for c in feature_columns if not c.startswith("rank_")), "score")
+
+
+DRIFT_COLUMNS = drift_columns(FEATURE_COLUMNS)  # the default (small) set's
 # Normalised Wasserstein distance: how far a column's distribution moved, in reference
 # standard deviations. Calibrated on the synthetic market (50 symbols, 20-session window,
 # 2024): without a regime shift the per-column median is 0.09-0.50 (max 1.35); after the
@@ -65,10 +71,15 @@ DRIFT_METHOD = "wasserstein"
 
 
 def _scored_features(warehouse: Warehouse, model, first: date, last: date) -> pl.DataFrame:
-    lookback = sessions_back(first, MIN_HISTORY_SESSIONS + 1)[0]
+    """The model's own features (the set it was trained on, whatever TRADING_FEATURE_SET says
+    now) of `first`..`last`, with its scores."""
+    chosen = feature_set_for(model.feature_columns)
+    lookback = sessions_back(first, max(MIN_HISTORY_SESSIONS, chosen.lookback) + 1)[0]
     bars = market_store.read_bars_through(warehouse, last, lookback)
-    features = compute_features(bars).filter(pl.col("session").is_between(first, last)).drop_nulls(FEATURE_COLUMNS)
-    scores = model.predict(features.select("session", "symbol", *FEATURE_COLUMNS))
+    columns = list(model.feature_columns)
+    features = (compute_features(bars, chosen.name).filter(pl.col("session").is_between(first, last))
+                .drop_nulls(columns))
+    scores = model.predict(features.select("session", "symbol", *columns))
     return features.join(scores.select("session", "symbol", "score"), on=["session", "symbol"])
 
 
@@ -120,7 +131,8 @@ def drift_for_session(warehouse: Warehouse, registry: ModelRegistry, session: da
     reference = _scored_features(warehouse, model, reference_sessions[0], trained_through)
     recent = sessions_back(session, window)
     current = _scored_features(warehouse, model, recent[0], session)
-    result = evaluate_drift(reference, current, DRIFT_COLUMNS, warn_share=warn_share,
+    columns = drift_columns(model.feature_columns)
+    result = evaluate_drift(reference, current, columns, warn_share=warn_share,
                             severe_share=severe_share, html_path=None,
                             method=DRIFT_METHOD, threshold=column_threshold)
     decayed = champion_decay(warehouse, model.version, session, horizon=horizon, policy=decay,
@@ -129,7 +141,7 @@ def drift_for_session(warehouse: Warehouse, registry: ModelRegistry, session: da
     reasons = f"{describe_drift(result, warn_share, severe_share)}; {decayed.describe()}"
     if html_path is not None:
         result = replace(result, html_path=_write_html(
-            html_path, reference, current, result, severity, reasons, severe_share, column_threshold))
+            html_path, reference, current, columns, result, severity, reasons, severe_share, column_threshold))
     row = pl.DataFrame({
         "session": [session], "model_version": [model.version], "severity": [severity],
         "data_severity": [result.severity], "drifted_share": [result.drifted_share],
@@ -145,14 +157,15 @@ def drift_for_session(warehouse: Warehouse, registry: ModelRegistry, session: da
     return DriftReport(model.version, severity, reasons, result, decayed, row)
 
 
-def _write_html(path: Path, reference: pl.DataFrame, current: pl.DataFrame, result: DriftResult,
+def _write_html(path: Path, reference: pl.DataFrame, current: pl.DataFrame, columns: tuple[str, ...],
+                result: DriftResult,
                 severity: Severity, reasons: str, severe_share: float, column_threshold: float) -> Path:
     """Evidently's HTML (a distribution plot per column) when the data drifted, where someone will
     look; on a calm day the per-column table alone: Evidently's report costs 10 s or more at
     500 symbols and says nothing the table does not."""
     path = Path(path)
     if result.severity != "none":
-        return write_evidently_html(reference, current, DRIFT_COLUMNS, path, severe_share=severe_share,
+        return write_evidently_html(reference, current, columns, path, severe_share=severe_share,
                                     method=DRIFT_METHOD, threshold=column_threshold)
     header = "".join(f"<th>{escape(c)}</th>" for c in result.per_column.columns)
     body = "".join("<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in row) + "</tr>"

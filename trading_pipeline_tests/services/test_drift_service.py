@@ -106,3 +106,38 @@ def test_the_asset_shows_severity_reasons_decay_and_a_summary(scenario):
     summary = metadata["summary"].value
     assert "| figure | value | rule |" in summary and "rank IC (decay)" in summary
     assert metadata["report"].value.endswith(f"drift_{session}.html")
+
+
+def test_a_version_trained_on_the_alpha_set_is_judged_on_its_own_columns(tmp_path):
+    # Before: the report computed the small set whatever the version was trained on, so a
+    # version of the alpha set (TRADING_FEATURE_SET=alpha) failed to score its reference.
+    from trading_pipeline.domain.calendar import next_session, sessions_between
+    from trading_pipeline.domain.factors import FEATURE_SETS
+    from trading_pipeline.domain.market import SyntheticMarket
+    from trading_pipeline.domain.model import ModelRegistry
+    from trading_pipeline.services import modeling
+    from trading_pipeline.settings import TradingSettings
+    from trading_pipeline.storage import market_store
+    from trading_pipeline.storage.ledger import Ledger
+    from trading_pipeline.storage.warehouse import Warehouse
+
+    settings = TradingSettings(_env_file=None, home=tmp_path / "home", universe_size=12,
+                               history_start=date(2023, 1, 3), train_window_sessions=150,
+                               drift_window_sessions=10, feature_set="alpha")
+    sessions = sessions_between(next_session(TRAINED_THROUGH), date(2024, 1, 31))
+    warehouse = Warehouse(settings.resolved_warehouse_path)
+    registry = ModelRegistry(settings.resolved_mlflow_uri, settings.model.model_name, settings.mlflow_artifact_root)
+    market = SyntheticMarket(seed=settings.data.market_seed, universe_size=settings.data.universe_size)
+    market_store.append_history(warehouse, market.bars(sessions_between(settings.data.history_start, sessions[-1])))
+    trained = modeling.train_and_register(warehouse, Ledger(warehouse), registry, TRAINED_THROUGH,
+                                          settings.model.train_window_sessions, settings.model.label_horizon,
+                                          why="alpha set", options=settings.model.training_options())
+    alpha_only = set(FEATURE_SETS["alpha"].columns) - set(FEATURE_SETS["small"].columns)
+    assert alpha_only & set(registry.load(trained.version).feature_columns)
+
+    report = drift_service.drift_for_session(
+        warehouse, registry, sessions[-1], window=10, warn_share=0.3, severe_share=0.5,
+        column_threshold=settings.drift.column_threshold, html_path=None,
+        decay=settings.decay.policy(), horizon=settings.model.label_horizon, model_version=trained.version)
+    judged = set(report.drift.per_column["column"].to_list())
+    assert judged & alpha_only and not any(c.startswith("rank_") for c in judged)

@@ -12,6 +12,7 @@ from trading_pipeline.domain.factors.library import (
     Factor,
     FeatureSet,
     feature_set,
+    feature_set_for,
 )
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "Factor",
     "FeatureSet",
     "feature_set",
+    "feature_set_for",
 ]

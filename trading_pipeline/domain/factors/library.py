@@ -174,3 +174,15 @@ def feature_set(name: str) -> FeatureSet:
     except KeyError:
         raise ValueError(f"unknown feature set {name!r}: choose one of {', '.join(FEATURE_SETS)} "
                          "(TRADING_FEATURE_SET)") from None
+
+
+def feature_set_for(columns: tuple[str, ...] | list[str]) -> FeatureSet:
+    """The smallest feature set holding every one of `columns` (a model's own): what must be
+    computed to score with that model, whatever TRADING_FEATURE_SET says today."""
+    wanted = set(columns)
+    for chosen in sorted(FEATURE_SETS.values(), key=lambda s: len(s.columns)):
+        if wanted <= set(chosen.columns):
+            return chosen
+    unknown = sorted(wanted - set().union(*(s.columns for s in FEATURE_SETS.values())))
+    raise ValueError(f"no feature set computes the model's columns {', '.join(unknown[:10])}: the model "
+                     "was trained by a version of this project with other factors; train a new one")
