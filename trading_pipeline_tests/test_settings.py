@@ -2,6 +2,10 @@
 a message that says what to do, carried by the strategy resource as nested Dagster config, and
 the source of the domain's config objects (whose own defaults must say the same)."""
 
+import os
+import subprocess
+import sys
+
 import dagster as dg
 import pytest
 
@@ -25,8 +29,6 @@ from trading_pipeline.settings import SettingsError, TradingSettings, grouped_fi
 @pytest.fixture
 def clean_env(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # no .env file
-    import os
-
     for name in [n for n in os.environ if n.startswith("TRADING_")]:
         monkeypatch.delenv(name)
     return monkeypatch
@@ -164,10 +166,6 @@ def test_the_domain_defaults_are_the_declared_ones(clean_env):
 
 
 def test_the_code_location_refuses_bad_settings_with_the_message_and_no_stack_trace(tmp_path):
-    import os
-    import subprocess
-    import sys
-
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADING_")}
     env.update(TRADING_MAX_POSITION_WEIGHT="2", TRADING_ALERT_SMTP_PASSWORD="pw-Secret-42",
                TRADING_HOME=str(tmp_path))
