@@ -96,6 +96,9 @@ class LocationSettings(SettingsGroup):
     mlflow_ui_url: str | None = Field(default=None, description=(
         "The MLflow UI that report links open. Empty: the tracking server itself, or "
         "http://127.0.0.1:5000 (`make mlflow`) for a local store."))
+    live_env_file: Path = Field(default=Path(".env.live"), description=(
+        "The settings file of the live code location (workspace.paper-live.yaml), read into its "
+        "process only; it must say TRADING_ENV=live. Relative paths are from the working directory."))
 
 
 # --- market data ---------------------------------------------------------------------------------
@@ -506,19 +509,20 @@ class TradingSettings(BaseSettings):
     account_lock_wait_seconds: float = Field(default=300.0, ge=0, description=(
         "A second run of the same account waits this long for the first, then fails with a message."))
 
-    locations: LocationSettings = LocationSettings()
-    data: DataSettings = DataSettings()
-    model: ModelSettings = ModelSettings()
-    portfolio: PortfolioSettings = PortfolioSettings()
-    risk: RiskSettings = RiskSettings()
-    stops: StopSettings = StopSettings()
-    kill_switch: KillSwitchSettings = KillSwitchSettings()
-    costs: CostSettings = CostSettings()
-    drift: DriftSettings = DriftSettings()
-    decay: DecaySettings = DecaySettings()
-    promotion: PromotionSettings = PromotionSettings()
-    monitor: MonitorSettings = MonitorSettings()
-    alerts: AlertSettings = AlertSettings()
+    # each group built when settings are read (the home's default follows DAGSTER_HOME then)
+    locations: LocationSettings = Field(default_factory=LocationSettings)
+    data: DataSettings = Field(default_factory=DataSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    portfolio: PortfolioSettings = Field(default_factory=PortfolioSettings)
+    risk: RiskSettings = Field(default_factory=RiskSettings)
+    stops: StopSettings = Field(default_factory=StopSettings)
+    kill_switch: KillSwitchSettings = Field(default_factory=KillSwitchSettings)
+    costs: CostSettings = Field(default_factory=CostSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    decay: DecaySettings = Field(default_factory=DecaySettings)
+    promotion: PromotionSettings = Field(default_factory=PromotionSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     def __init__(self, **values: Any):
         try:

@@ -175,3 +175,10 @@ def test_the_code_location_refuses_bad_settings_with_the_message_and_no_stack_tr
     assert "TRADING_MAX_POSITION_WEIGHT=2: Input should be less than or equal to 1" in loaded.stderr
     assert "set both TRADING_ALERT_SMTP_USER and TRADING_ALERT_SMTP_PASSWORD" in loaded.stderr
     assert "Traceback" not in loaded.stderr and "pw-Secret-42" not in loaded.stderr
+
+
+def test_defaults_are_read_when_settings_are_built_not_at_import(clean_env, tmp_path):
+    clean_env.setenv("DAGSTER_HOME", str(tmp_path / "first"))
+    assert TradingSettings(_env_file=None).home == tmp_path / "first"
+    clean_env.setenv("DAGSTER_HOME", str(tmp_path / "second"))
+    assert TradingSettings(_env_file=None).resolved_warehouse_path == tmp_path / "second" / "warehouse.duckdb"
