@@ -74,6 +74,9 @@ def evaluate_track_record(track: pl.DataFrame, shadow: pl.DataFrame, version_max
     expected_sharpe = perf.summary(expected, float(shadow["equity"][0]))["annualised_sharpe"]
     drawdown = -float(live["drawdown"].min())
     drawdown_limit = thresholds.drawdown_multiple * max(-version_max_drawdown, -float(expected["drawdown"].min()))
+    # The session's own loss: the worst of the whole track would raise the same alert again
+    # every session after one bad day.
+    session_loss = -float(live["daily_return"][-1]) if live.height > 1 else 0.0
     worst_day = -float(live["daily_return"].min()) if live.height > 1 else 0.0
     return [
         MonitorCheck("return", return_band, live_return - expected_return,
@@ -90,9 +93,10 @@ def evaluate_track_record(track: pl.DataFrame, shadow: pl.DataFrame, version_max
                      f"backtest's {drawdown_limit / thresholds.drawdown_multiple:.2%}"),
         MonitorCheck("drawdown", thresholds.drawdown_alert, drawdown, drawdown > thresholds.drawdown_alert,
                      f"drawdown {drawdown:.2%} (alert above {thresholds.drawdown_alert:.0%})"),
-        MonitorCheck("daily_loss", thresholds.daily_loss_alert, worst_day,
-                     worst_day > thresholds.daily_loss_alert,
-                     f"worst session {-worst_day:+.2%} (alert beyond -{thresholds.daily_loss_alert:.0%})"),
+        MonitorCheck("daily_loss", thresholds.daily_loss_alert, session_loss,
+                     session_loss > thresholds.daily_loss_alert,
+                     f"this session {-session_loss:+.2%} (alert beyond -{thresholds.daily_loss_alert:.0%}; "
+                     f"worst of the track {-worst_day:+.2%})"),
     ]
 
 
