@@ -6,6 +6,7 @@ from datetime import date
 import dagster as dg
 
 from trading_pipeline.definitions import build_definitions
+from trading_pipeline.domain.attached_stops import entry_of_attached_stop
 from trading_pipeline.domain.calendar import next_session
 from trading_pipeline.domain.market import SyntheticMarket
 from trading_pipeline.settings import TradingSettings
@@ -42,8 +43,15 @@ def test_daily_loop_on_alpaca_paper_by_environment_only(tmp_path, monkeypatch, c
     wh = Warehouse(settings.resolved_warehouse_path)
     sent = wh.query("select * from ledger_orders where session = ?", [D1])
     assert sent.height > 0 and set(sent["broker"]) == {"alpaca-paper"}
-    assert all(fake.orders_with_client_id(cid) == 1 for cid in sent["client_order_id"])
-    assert wh.scalar("select count(*) from ledger_fills") >= sent.height
+    # each order once at the venue; a stop sent with its entry is that entry's OTO leg there
+    # (under an id Alpaca makes up), read back under ours
+    ids = sent["client_order_id"].to_list()
+    stops = {cid: entry_of_attached_stop(cid) for cid in ids if entry_of_attached_stop(cid) in ids}
+    assert stops, "no buy went with its stop"
+    assert all(fake.orders_with_client_id(cid) == 1 for cid in ids if cid not in stops)
+    assert all(len(fake.order(entry).legs) == 1 and fake.order(entry).legs[0].type == "stop"
+               for entry in stops.values())
+    assert wh.scalar("select count(*) from ledger_fills") >= sent.height - len(stops)
     assert wh.scalar("select count(*) from reconciliation_breaks") == 0
     text = capsys.readouterr()
     for secret in (KEY, SECRET):
