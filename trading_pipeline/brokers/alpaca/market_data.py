@@ -31,6 +31,7 @@ from requests.adapters import HTTPAdapter
 from trading_pipeline.brokers.rate_limit import Bucket, RateLimiter
 from trading_pipeline.brokers.retry import call_with_retries
 from trading_pipeline.brokers.secrets import Secret, scrub
+from trading_pipeline.brokers.universe_bars import UniverseBarSource
 from trading_pipeline.domain.market.bars import MarketDataError, empty_bars, validate_bars
 
 FEEDS = ("iex", "sip")
@@ -134,7 +135,7 @@ class RateLimitedAdapter(HTTPAdapter):
             self.sleep(wait)
 
 
-class AlpacaBarSource:
+class AlpacaBarSource(UniverseBarSource):
     """Alpaca's daily bars for a chosen universe, as a `MarketDataSource` and as the fetcher
     the incremental market data service uses (`fetch_bars`, `fetch_traded`, `fetch_adjusted`)."""
 
@@ -158,7 +159,6 @@ class AlpacaBarSource:
         self.transport = RateLimitedAdapter(config, limiter, sleep, wall_clock)
         self._client._session.mount("https://", self.transport)
         self._client._session.mount("http://", self.transport)
-        self._cache: dict[tuple, pl.DataFrame] = {}
 
     def __repr__(self) -> str:
         return f"AlpacaBarSource(feed={self.config.feed!r}, symbols={len(self.universe)})"
@@ -169,22 +169,6 @@ class AlpacaBarSource:
         return self.transport.requests
 
     # -- MarketDataSource ------------------------------------------------------------------------
-
-    def bars(self, sessions: Sequence[date]) -> pl.DataFrame:
-        wanted = sorted(set(sessions))
-        if not wanted or not self.universe:
-            return empty_bars()
-        key = (wanted[0], wanted[-1])
-        if key not in self._cache:  # the paper simulator asks for the same session more than once
-            self._cache = {key: self.fetch_bars(self.universe, wanted[0], wanted[-1])}
-        return self._cache[key].filter(pl.col("session").is_in(wanted))
-
-    def symbols(self) -> list[str]:
-        return list(self.universe)
-
-    def sectors(self) -> pl.DataFrame:
-        return pl.DataFrame({"symbol": list(self.universe), "sector": ["unknown"] * len(self.universe)},
-                            schema={"symbol": pl.String, "sector": pl.String})
 
     def close(self) -> None:
         self._client._session.close()

@@ -27,6 +27,7 @@ import polars as pl
 
 from trading_pipeline.brokers.ibkr.config import IbkrConfig
 from trading_pipeline.brokers.ibkr.session import IbkrSession
+from trading_pipeline.brokers.universe_bars import UniverseBarSource
 from trading_pipeline.domain.market.bars import MarketDataError, empty_bars, validate_bars
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
@@ -70,7 +71,7 @@ class IbkrDataConfig:
         return cls(replace(trading, client_id=trading.client_id + 1), pacing or IbkrPacing())
 
 
-class IbkrBarSource:
+class IbkrBarSource(UniverseBarSource):
     """IB's daily bars for a chosen universe, as a `MarketDataSource` and as the fetcher the
     incremental market data service uses (`fetch_bars`, `fetch_traded`, `fetch_adjusted`)."""
 
@@ -87,28 +88,11 @@ class IbkrBarSource:
         self.requests = 0
         self.pacing_violations = 0
         self.no_data: set[str] = set()
-        self._cache: dict[tuple, pl.DataFrame] = {}
 
     def __repr__(self) -> str:
         return f"IbkrBarSource(client_id={self.config.connection.client_id}, symbols={len(self.universe)})"
 
     # -- MarketDataSource ------------------------------------------------------------------------
-
-    def bars(self, sessions: Sequence[date]) -> pl.DataFrame:
-        wanted = sorted(set(sessions))
-        if not wanted or not self.universe:
-            return empty_bars()
-        key = (wanted[0], wanted[-1])
-        if key not in self._cache:
-            self._cache = {key: self.fetch_bars(self.universe, wanted[0], wanted[-1])}
-        return self._cache[key].filter(pl.col("session").is_in(wanted))
-
-    def symbols(self) -> list[str]:
-        return list(self.universe)
-
-    def sectors(self) -> pl.DataFrame:
-        return pl.DataFrame({"symbol": list(self.universe), "sector": ["unknown"] * len(self.universe)},
-                            schema={"symbol": pl.String, "sector": pl.String})
 
     def close(self) -> None:
         self._session.close()
@@ -163,6 +147,7 @@ class IbkrBarSource:
             try:
                 bars = self._session.run(f"historical {what} bars of {symbol}", ask)
             except RequestError as refused:
+                self._pacer.answered()
                 if refused.code in NO_DATA_CODES and "pacing" not in refused.message.lower():
                     self.no_data.add(symbol)
                     return pl.DataFrame(schema=OHLCV_SCHEMA)
@@ -173,6 +158,7 @@ class IbkrBarSource:
                 if attempt < rules.max_pacing_retries:
                     self._sleep(rules.violation_wait)
                 continue
+            self._pacer.answered()
             return _frame(symbol, bars)
         raise MarketDataError(
             f"IBKR kept refusing historical {what} bars of {symbol} with pacing violations (error 162) after "
@@ -203,6 +189,14 @@ class IbPacer:
                 return
             self.waited_seconds += delay
             self._sleep(delay)
+
+    def answered(self) -> None:
+        """The last request was answered: count it from now. IB counts a request from when it
+        arrives, which on a slow link or a loaded machine is later than when it was sent; the
+        answer comes later still, so pacing from it never runs ahead of IB's clock."""
+        if self._sent:
+            _, key, symbol = self._sent.pop()
+            self._sent.append((self._clock(), key, symbol))
 
     def _delay(self, symbol: str, key: tuple, now: float) -> float:
         rules, pad = self.rules, 1 + self.rules.margin
