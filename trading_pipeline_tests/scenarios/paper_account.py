@@ -43,7 +43,9 @@ KEY_ID, SECRET_KEY = "PAPER-SCENARIO-KEY", "PAPER-SCENARIO-SECRET"  # the fakes'
 # IB's pacing windows (600 s, 15 s, 2 s) scaled down on both sides, the fake's and the client's:
 # the scenario measures the requests a session needs, not IB's waiting (README: about N/6 minutes).
 IB_PACING_SCALE = 1 / 1000
-ADOPT = {"ops": {"adopt_existing_account": {"config": {
+# Dagster's console shows warnings and alerts only: the figures are the scenario's output
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+ADOPT = {**QUIET, "ops": {"adopt_existing_account": {"config": {
     "operator": "Ada", "reason": "paper account traded by hand before this pipeline"}}}}
 
 
@@ -56,7 +58,12 @@ class SessionFigures:
     buy_entries: int  # whole-share buys that open or add to a long
     entries_with_stop: int  # ... sent with their stop attached at the venue (OTO leg / child STP)
     orders: int
+    unprotected: int  # longs at the venue with no working sell order (its stop, or its exit) after the run
     wall_seconds: float
+    unprotected_symbols: tuple[str, ...] = ()
+    # longs added to this session whose working stop the venue adapter cancelled to send the add
+    # (Alpaca refuses a buy beside an open sell stop: "potential wash trade")
+    stop_moved_for_add: tuple[str, ...] = ()
 
 
 @dataclass
@@ -77,16 +84,18 @@ class PaperAccountReport:
                  "{orders} open orders, {stops} stops placed".format(**self.adoption),
                  f"history load: {self.history_requests} data requests; training_job: {self.training_seconds:.1f} s",
                  f"{'session':<11}{'ok':>4}{'breaks':>8}{'requests':>10}{'buys':>6}{'with stop':>11}"
-                 f"{'orders':>8}{'wall s':>8}"]
+                 f"{'orders':>8}{'unprot':>8}{'wall s':>8}  unprotected (stop moved for an add)"]
         for s in self.sessions:
             lines.append(f"{s.session.isoformat():<11}{'yes' if s.succeeded else 'NO':>4}{s.breaks:>8}"
                          f"{s.data_requests:>10}{s.buy_entries:>6}{s.entries_with_stop:>11}{s.orders:>8}"
-                         f"{s.wall_seconds:>8.1f}")
+                         f"{s.unprotected:>8}{s.wall_seconds:>8.1f}  {', '.join(s.unprotected_symbols)}"
+                         + (f" ({', '.join(s.stop_moved_for_add)})" if s.stop_moved_for_add else ""))
         walls = sorted(s.wall_seconds for s in self.sessions)
         requests = [s.data_requests for s in self.sessions]
         lines.append(f"totals: breaks {sum(s.breaks for s in self.sessions)}, buy entries "
                      f"{sum(s.buy_entries for s in self.sessions)} of which with a stop attached "
-                     f"{sum(s.entries_with_stop for s in self.sessions)}, data requests {sum(requests)} "
+                     f"{sum(s.entries_with_stop for s in self.sessions)}, unprotected longs after a run "
+                     f"{sum(s.unprotected for s in self.sessions)}, data requests {sum(requests)} "
                      f"(max {max(requests, default=0)} a session), wall median {walls[len(walls) // 2] if walls else 0:.1f} s "
                      f"max {max(walls, default=0):.1f} s")
         if self.split:
@@ -151,6 +160,11 @@ class AlpacaVenue:
     def position(self, symbol: str) -> float:
         return self.trading.positions.get(symbol, [0.0])[0]
 
+    def unprotected(self) -> list[str]:
+        stopped = {o.symbol for o in self.trading.orders
+                   if o.is_open and o.side == "sell" and o.status != "held"}
+        return sorted(s for s, (q, _) in self.trading.positions.items() if q > 0 and s not in stopped)
+
     def stop_attached(self, entry_id: str) -> bool:
         """The entry went to Alpaca as an OTO order with its stop leg."""
         orders = [o for o in self.trading.orders if o.client_order_id == entry_id]
@@ -209,6 +223,12 @@ class IbkrVenue:
 
     def position(self, symbol: str) -> float:
         return self.tws.position(symbol)
+
+    def unprotected(self) -> list[str]:
+        state = self.tws.state
+        stopped = {o.instrument.symbol for o in state.orders
+                   if o.is_open and not o.is_buy}
+        return sorted(s for s, h in state.holdings[self.tws.account].items() if h.quantity > 0 and s not in stopped)
 
     def stop_attached(self, entry_id: str) -> bool:
         """The entry went to TWS with a child STP (parentId) transmitted with it."""
@@ -322,19 +342,21 @@ def _run(stack: ExitStack, venue_name: str, count: int, split_day: int, size: in
     instance = stack.enter_context(dg.instance_for_test(temp_dir=str(workdir / "dagster")))
     warehouse = Warehouse(settings.resolved_warehouse_path)
 
-    history = daily.execute_in_process(partition_key=loaded.isoformat(), instance=instance,
+    history = daily.execute_in_process(partition_key=loaded.isoformat(), instance=instance, run_config=QUIET,
                                        asset_selection=[dg.AssetKey("market_bars")])
     if not history.success:
         raise RuntimeError(f"loading the history failed: {_failure(history)}")
     history_requests = venue.data_requests()
     started = time.perf_counter()
-    trained = defs.resolve_job_def("training_job").execute_in_process(instance=instance, raise_on_error=False)
+    trained = defs.resolve_job_def("training_job").execute_in_process(instance=instance, run_config=QUIET,
+                                                                     raise_on_error=False)
     if not trained.success:
         raise RuntimeError(f"training_job failed: {_failure(trained)}")
     training_seconds = time.perf_counter() - started
 
     venue.trade_session(traded[0], by_session[traded[0]])
-    refused = daily.execute_in_process(partition_key=traded[0].isoformat(), instance=instance, raise_on_error=False)
+    refused = daily.execute_in_process(partition_key=traded[0].isoformat(), instance=instance, run_config=QUIET,
+                                       raise_on_error=False)
     refusal = "it ran: nothing refused the account" if refused.success else _failure(refused)
 
     adopted = defs.resolve_job_def("adoption_job").execute_in_process(run_config=ADOPT, instance=instance,
@@ -368,9 +390,10 @@ def _run(stack: ExitStack, venue_name: str, count: int, split_day: int, size: in
             venue.trade_session(session, by_session[session])
         requests_before = venue.data_requests()
         started = time.perf_counter()
-        result = daily.execute_in_process(partition_key=session.isoformat(), instance=instance, raise_on_error=False)
+        result = daily.execute_in_process(partition_key=session.isoformat(), instance=instance, run_config=QUIET,
+                                          raise_on_error=False)
         wall = time.perf_counter() - started
-        orders = warehouse.query("select client_order_id, side, purpose, quantity, status from ledger_orders "
+        orders = warehouse.query("select client_order_id, symbol, side, purpose, quantity, status, reason from ledger_orders "
                                  "where broker = ? and session = ?", [account, session])
         entries = orders.filter((pl.col("side") == "buy") & (pl.col("purpose") == "rebalance")
                                 & (pl.col("quantity") == pl.col("quantity").round(0))
@@ -381,7 +404,9 @@ def _run(stack: ExitStack, venue_name: str, count: int, split_day: int, size: in
             session=session, succeeded=result.success, breaks=int(breaks or 0),
             data_requests=venue.data_requests() - requests_before, buy_entries=entries.height,
             entries_with_stop=sum(venue.stop_attached(cid) for cid in entries["client_order_id"]),
-            orders=orders.height, wall_seconds=wall))
+            orders=orders.height, unprotected=len(venue.unprotected()), wall_seconds=wall,
+            unprotected_symbols=tuple(venue.unprotected()),
+            stop_moved_for_add=tuple(sorted(set(entries.filter(pl.col("reason").str.contains("to make room"))["symbol"])))))
         if not result.success:
             report.sessions[-1] = replace(report.sessions[-1], breaks=-1)
             raise RuntimeError(f"daily_trading_job failed for {session}: {_failure(result)}\n{report.table()}")
