@@ -29,7 +29,7 @@ from pathlib import Path
 
 import polars as pl
 
-from trading_pipeline.domain.calendar import next_session, previous_session, session_close, sessions_between
+from trading_pipeline.domain.calendar import next_session, previous_session, sessions_between
 from trading_pipeline.domain.market import SyntheticMarket
 
 VENUES = ("alpaca", "ibkr")
@@ -136,7 +136,7 @@ class AlpacaVenue:
     def data_requests(self) -> int:
         return len(self.data.bar_requests())
 
-    def trade_session(self, session: date, bars: dict[str, tuple[float, float, float]]) -> None:
+    def trade_session(self, session: date, bars: dict[str, tuple[float, float, float, float]]) -> None:
         """The market of `session`: working orders fill at the open, stops trigger at the low."""
         for step in (0, 2):  # open, then low; the close is left as the price
             for symbol, prices in bars.items():
@@ -201,7 +201,7 @@ class IbkrVenue:
     def at(self, session: date, hour: int) -> None:
         self.tws.state.clock = datetime.combine(session, clock_time(hour), UTC)
 
-    def trade_session(self, session: date, bars: dict[str, tuple[float, float, float]]) -> None:
+    def trade_session(self, session: date, bars: dict[str, tuple[float, float, float, float]]) -> None:
         self.at(session, 14)  # the open (UTC)
         for step in (0, 2):
             for symbol, prices in bars.items():
@@ -279,11 +279,6 @@ def _failure(result) -> str:
                 error = error.cause
             messages.append(error.message.strip())
     return " ".join(messages)
-
-
-def _bars_requests(result) -> int:
-    [materialization] = result.asset_materializations_for_node("market_bars")
-    return int(materialization.metadata["data_requests"].value)
 
 
 def run_paper_account(venue: str, sessions: int = 30, split_day: int = 12, symbols: int = 20,
