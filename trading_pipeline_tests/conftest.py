@@ -30,6 +30,8 @@ def stocknet_prices() -> Path:
 # leaving one core idle at the end.
 HEAVY_FIRST = (
     "services/test_crash_injection.py",
+    "defs/test_paper_beside_live.py",
+    "scenarios/test_paper_account.py",
     "defs/test_readme_commands.py",
     "defs/test_model_lifecycle.py",
     "defs/test_kill_switch_scenario.py",
@@ -37,6 +39,9 @@ HEAVY_FIRST = (
     "defs/test_promotion_scenario.py",
     "defs/test_account_timeline.py",
     "defs/test_cli.py",
+    "defs/test_adoption_job.py",
+    "services/test_adoption.py",
+    "services/test_market_data_daily_job.py",
 )
 
 

@@ -177,8 +177,12 @@ class BrokerContract:
     # -- a stop that goes with its entry (where the venue can hold one) -------------------
 
     def _entry_with_stop(self, harness, cid: str, **entry_kw):
+        """The entry and its stop; None for a venue that cannot hold a stop for an entry
+        (Robinhood: the stop follows at the next session), which must then not offer to."""
         if not getattr(harness.broker, "attaches_stops", False):
-            pytest.skip("this venue cannot hold a stop for an entry: the stop follows at the next session")
+            assert not hasattr(harness.broker, "submit_with_stop"), \
+                "a venue that does not declare attaches_stops must not take an entry with its stop"
+            return None
         far = round(harness.reference_price(SYMBOL) * 0.5, 2)
         entry = intent(cid, quantity=10, **entry_kw)
         stop = intent(attached_stop_id(cid), side=Side.SELL, quantity=10, order_type=OrderType.STOP,
@@ -187,7 +191,9 @@ class BrokerContract:
 
     def test_the_stop_sent_with_an_entry_works_once_the_entry_fills(self, harness):
         broker = harness.broker
-        entry, stop = self._entry_with_stop(harness, "contract-oto-1")
+        if (pair := self._entry_with_stop(harness, "contract-oto-1")) is None:
+            return
+        entry, stop = pair
         entry_report, stop_report = broker.submit_with_stop(entry, stop)
         assert entry_report.client_order_id == entry.client_order_id
         assert stop_report.client_order_id == stop.client_order_id and stop_report.status is OrderStatus.NEW
@@ -207,8 +213,10 @@ class BrokerContract:
     def test_the_stop_of_an_entry_that_never_fills_goes_with_it(self, harness):
         broker = harness.broker
         far = round(harness.reference_price(SYMBOL) * 0.5, 2)
-        entry, stop = self._entry_with_stop(harness, "contract-oto-2", order_type=OrderType.LIMIT,
-                                            limit_price=far, time_in_force=TimeInForce.DAY)
+        if (pair := self._entry_with_stop(harness, "contract-oto-2", order_type=OrderType.LIMIT,
+                                            limit_price=far, time_in_force=TimeInForce.DAY)) is None:
+            return
+        entry, stop = pair
         broker.submit_with_stop(entry, stop)
         broker.cancel(entry.client_order_id)
         harness.settle()

@@ -61,8 +61,9 @@ class SessionFigures:
     unprotected: int  # longs at the venue with no working sell order (its stop, or its exit) after the run
     wall_seconds: float
     unprotected_symbols: tuple[str, ...] = ()
-    # longs added to this session whose working stop the venue adapter cancelled to send the add
-    # (Alpaca refuses a buy beside an open sell stop: "potential wash trade")
+    # longs added to this session whose working stop the venue adapter cancelled to send the add,
+    # or whose stop it refused beside the add (Alpaca: a buy and a sell of one symbol may not
+    # both be open, "potential wash trade")
     stop_moved_for_add: tuple[str, ...] = ()
 
 
@@ -84,7 +85,7 @@ class PaperAccountReport:
                  "{orders} open orders, {stops} stops placed".format(**self.adoption),
                  f"history load: {self.history_requests} data requests; training_job: {self.training_seconds:.1f} s",
                  f"{'session':<11}{'ok':>4}{'breaks':>8}{'requests':>10}{'buys':>6}{'with stop':>11}"
-                 f"{'orders':>8}{'unprot':>8}{'wall s':>8}  unprotected (stop moved for an add)"]
+                 f"{'orders':>8}{'unprot':>8}{'wall s':>8}  unprotected (stop moved or refused beside an add)"]
         for s in self.sessions:
             lines.append(f"{s.session.isoformat():<11}{'yes' if s.succeeded else 'NO':>4}{s.breaks:>8}"
                          f"{s.data_requests:>10}{s.buy_entries:>6}{s.entries_with_stop:>11}{s.orders:>8}"
@@ -401,7 +402,9 @@ def _run(stack: ExitStack, venue_name: str, count: int, split_day: int, size: in
             entries_with_stop=sum(venue.stop_attached(cid) for cid in entries["client_order_id"]),
             orders=orders.height, unprotected=len(venue.unprotected()), wall_seconds=wall,
             unprotected_symbols=tuple(venue.unprotected()),
-            stop_moved_for_add=tuple(sorted(set(entries.filter(pl.col("reason").str.contains("to make room"))["symbol"])))))
+            stop_moved_for_add=tuple(sorted(set(entries.filter(pl.col("reason").str.contains("to make room"))["symbol"])
+                                            | set(orders.filter((pl.col("side") == "sell")
+                                                                & pl.col("reason").str.contains("wash trade"))["symbol"])))))
         if not result.success:
             report.sessions[-1] = replace(report.sessions[-1], breaks=-1)
             raise RuntimeError(f"daily_trading_job failed for {session}: {_failure(result)}\n{report.table()}")

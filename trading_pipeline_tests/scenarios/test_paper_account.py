@@ -1,22 +1,22 @@
 """The judged paper-account scenario at test size, on both venues' fakes: an account holding 5
-positions and $50,000 is refused until adopted, then trades 8 sessions with a 2-for-1 split of
-a held symbol on the 4th: 0 breaks, every buy entry carries its stop, the split recorded once
+positions and $50,000 is refused until adopted, then trades 4 sessions with a 2-for-1 split of
+a held symbol on the 2nd: 0 breaks, every buy entry carries its stop, the split recorded once
 and the quantity doubled at the broker and in the ledger, the data fetched incrementally."""
 
 import pytest
 
 from trading_pipeline_tests.scenarios.paper_account import HELD, STARTING_CASH, run_paper_account
 
-SESSIONS, SPLIT_DAY = 8, 4
+SESSIONS, SPLIT_DAY, SYMBOLS = 4, 2, 12  # the judged size (30 sessions, split on day 12): make paper-scenario
 # data requests a session may send once the history is stored: Alpaca one page for the universe
 # (three on a split: the restated symbol's traded bars and adjusted history); IBKR one
 # ADJUSTED_LAST per symbol (two more on a split)
-MOST_REQUESTS = {"alpaca": 3, "ibkr": 20 + 2}
+MOST_REQUESTS = {"alpaca": 3, "ibkr": SYMBOLS + 2}
 
 
 @pytest.fixture(scope="module", params=["alpaca", "ibkr"])
 def report(request, tmp_path_factory):
-    return run_paper_account(request.param, sessions=SESSIONS, split_day=SPLIT_DAY, symbols=20,
+    return run_paper_account(request.param, sessions=SESSIONS, split_day=SPLIT_DAY, symbols=SYMBOLS,
                              workdir=tmp_path_factory.mktemp(f"paper-{request.param}"))
 
 
@@ -44,9 +44,10 @@ def test_every_buy_entry_carries_its_stop_from_the_venue(report):
 
 
 def test_no_long_is_left_without_a_working_sell_order_after_a_run(report):
-    # its stop, or the exit that replaced it. The one exception is Alpaca's: adding to a held long
-    # cancels its stop (Alpaca refuses a buy beside an open sell stop) and the add carries a stop
-    # for the added shares only, until the next run places one stop for the whole position
+    # its stop, or the exit that replaced it. The one exception is Alpaca's wash-trade rule (a buy
+    # and a sell of one symbol may not both be open): adding to a held long cancels its stop, or
+    # (its stop gone with a split) the stop for the held shares is refused beside the add; the
+    # add carries a stop for the added shares only, until the next run places one for the whole
     assert {s.session: set(s.unprotected_symbols) - set(s.stop_moved_for_add) for s in report.sessions} == \
         {s.session: set() for s in report.sessions}
     if report.venue == "ibkr":
