@@ -5,6 +5,7 @@ common behaviour; here, what each venue does its own way."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
@@ -244,9 +245,13 @@ def test_ibkr_sends_the_stop_as_a_child_that_transmits_the_group(tws):
 def test_tws_keeps_an_order_sent_without_transmit_until_its_child_comes(tws):
     from ib_insync import IB, MarketOrder, Stock, StopOrder
 
+    # ib_insync's blocking calls run on this thread's event loop: its own, whatever an earlier
+    # test in this process left set (or unset)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     ib = IB()
-    ib.connect("127.0.0.1", tws.port, clientId=7, timeout=5)
     try:
+        ib.connect("127.0.0.1", tws.port, clientId=7, timeout=5)
         contract = Stock("AAA", "SMART", "USD")
         parent = MarketOrder("BUY", 10, orderRef="held-parent", transmit=False, orderId=ib.client.getReqId())
         ib.placeOrder(contract, parent)
@@ -264,3 +269,5 @@ def test_tws_keeps_an_order_sent_without_transmit_until_its_child_comes(tws):
         assert any(entry.errorCode == 135 for entry in orphan_trade.log)
     finally:
         ib.disconnect()
+        asyncio.set_event_loop(None)
+        loop.close()
