@@ -129,6 +129,11 @@ def review_members(
     are the symbols with such an event already recorded (an event is recorded once)."""
     statuses: list[MemberStatus] = []
     events: list[UniverseEvent] = []
+
+    def leave(symbol: str, reason: str) -> None:
+        statuses.append(MemberStatus(symbol, "exited", reason))
+        events.append(UniverseEvent(session, symbol, "exited", reason))
+
     for symbol in chosen:
         record = records.get(symbol, SymbolRecord(0, None, session))
         if symbol not in joined:
@@ -139,20 +144,16 @@ def review_members(
         if record.last_bar is None:
             idle = sessions_since(record.joined, session)
             if idle > exit_after:
-                reason = (f"the source has had no bars for it since it joined on {record.joined} ({idle} sessions): "
-                          "check the symbol, or remove it from TRADING_UNIVERSE")
-                statuses.append(MemberStatus(symbol, "exited", reason))
-                events.append(UniverseEvent(session, symbol, "exited", reason))
+                leave(symbol, f"the source has had no bars for it since it joined on {record.joined} "
+                              f"({idle} sessions): check the symbol, or remove it from TRADING_UNIVERSE")
             else:
                 statuses.append(MemberStatus(symbol, "no_data", "the source has no bars for it (yet)"))
             continue
         if record.last_bar < session:
             idle = sessions_since(record.last_bar, session)
             if idle > exit_after:
-                reason = (f"no bar since {record.last_bar} ({idle} sessions): it stopped trading (delisted, "
-                          "merged or suspended); left the universe, positions in it are no longer scored")
-                statuses.append(MemberStatus(symbol, "exited", reason))
-                events.append(UniverseEvent(session, symbol, "exited", reason))
+                leave(symbol, f"no bar since {record.last_bar} ({idle} sessions): it stopped trading (delisted, "
+                              "merged or suspended); left the universe, positions in it are no longer scored")
             else:
                 statuses.append(MemberStatus(symbol, "halted", f"no bar on {session} (last on {record.last_bar}, "
                                              f"{idle} session{'s' * (idle != 1)} ago): halted or not traded; kept"))
