@@ -198,15 +198,15 @@ def run_backtest(scores: pl.DataFrame, bars: pl.DataFrame,
     position_rows: list[dict] = []
     fill_rows: list[dict] = []
     notes: list[str] = []
-    history: list[tuple[date, float]] = []
+    track = _EquityTrack()
     engaged = False
     for index, session in enumerate(sessions):
         fills: list[FillReport] = []
         if index:
             fills = venue.advance(index)
         figures = venue.account()
-        previous_equity = history[-1][1] if history else figures.equity
-        history.append((session, figures.equity))
+        previous_equity = track.last[1] if track.last else figures.equity
+        track.add(session, figures.equity)
         decided = _Decided()
         if index < len(sessions) - 1:
             decided = _decide(session, venue, figures, scores_by_session[session],
@@ -214,8 +214,7 @@ def run_backtest(scores: pl.DataFrame, bars: pl.DataFrame,
                               returns.matrix_window(session, config.var_lookback),
                               config, engaged)
             notes.extend(decided.notes)
-        breach = evaluate_kill_switch(pl.DataFrame(history, schema=["session", "equity"], orient="row"),
-                                      config.kill_switch)
+        breach = evaluate_kill_switch(track.frame(), config.kill_switch)
         if breach.engage and not engaged:
             engaged = True
             notes.append(f"{session}: kill switch engaged: {'; '.join(breach.reasons)}")
@@ -261,6 +260,28 @@ def summarise(daily: pl.DataFrame) -> dict[str, float]:
         "stop_fills": float(daily["stop_fills"].sum()),
         "kill_switch_sessions": float(daily["kill_switch_engaged"].sum()),
     }
+
+
+class _EquityTrack:
+    """The sessions of the equity history the kill switch reads: the first at the highest
+    equity, the previous one and the last one. `evaluate_kill_switch` reads nothing else (the
+    last session's loss against the previous one, the drawdown from the first high), so these
+    rows give the same decision as the whole history, at a cost that does not grow with the
+    years (the whole history made 20 years quadratic)."""
+
+    def __init__(self) -> None:
+        self.high: tuple[date, float] | None = None
+        self.previous: tuple[date, float] | None = None
+        self.last: tuple[date, float] | None = None
+
+    def add(self, session: date, equity: float) -> None:
+        self.previous, self.last = self.last, (session, equity)
+        if self.high is None or equity > self.high[1]:  # strictly: the first high stays
+            self.high = (session, equity)
+
+    def frame(self) -> pl.DataFrame:
+        rows = sorted({row for row in (self.high, self.previous, self.last) if row is not None})
+        return pl.DataFrame(rows, schema={"session": pl.Date, "equity": pl.Float64}, orient="row")
 
 
 # -- one session's decisions, as services/trading.py makes them ---------------------------
@@ -564,8 +585,8 @@ class _Returns:
     def __init__(self, bars: pl.DataFrame):
         self.sessions: list[date] = bars["session"].unique().sort().to_list()
         self._ordinals = [s.toordinal() for s in self.sessions]
-        self.symbols = symbols = bars["symbol"].unique().sort().to_list()
-        grid = _grid(bars, self.sessions, symbols)
+        self.symbols = symbols = tuple(bars["symbol"].unique().sort().to_list())
+        grid = _grid(bars, self.sessions, list(symbols))
         adj_close = _scatter(bars, "adj_close", self.sessions, symbols, grid)
         present = np.zeros(adj_close.shape, dtype=bool)
         present[grid] = True
@@ -581,9 +602,17 @@ class _Returns:
             previous_close = np.take_along_axis(adj_close, np.maximum(previous_row, 0), axis=0)
             self.values = np.where(measured, adj_close / previous_close - 1, np.nan)
         del adj_close, previous_close
+        self._column = {symbol: i for i, symbol in enumerate(symbols)}
+        # finite returns of each symbol up to each row: a window's counts are one subtraction
+        finite = np.isfinite(self.values)
+        self._finite_to = np.zeros((len(self.sessions) + 1, len(symbols)), dtype=np.int32)
+        np.cumsum(finite, axis=0, dtype=np.int32, out=self._finite_to[1:])
+        del finite
         # Returns measured across a gap in a symbol's bars (its previous bar is older than the
         # calendar's previous session): the only ones a window may have to blank. Few rows.
         calendar = sessions_between(self.sessions[0], self.sessions[-1])
+        self._calendar = calendar
+        self._calendar_row = {session: row for row, session in enumerate(calendar)}
         calendar_previous = dict(zip(calendar[1:], calendar[:-1]))
         never = date.max.toordinal()  # not a calendar session: always a candidate
         before = np.array([calendar_previous[s].toordinal() if s in calendar_previous else never
@@ -596,19 +625,30 @@ class _Returns:
         self._gap_rows = gap_rows.tolist()
 
     def matrix_window(self, session: date, lookback: int) -> ReturnMatrix:
-        start = sessions_back(session, lookback + 1)[0].toordinal()
+        start = self._window_start(session, lookback).toordinal()
         first = bisect.bisect_right(self._ordinals, start)
         end = bisect.bisect_right(self._ordinals, session.toordinal())
         values = self.values[first:end]
+        finite_counts = self._finite_to[end] - self._finite_to[first]
         # a symbol's first bar in the window whose previous bar is older (a gap in its bars):
         # the daily loop's window has no bar to measure that return from
         in_window = self._gaps[bisect.bisect_left(self._gap_rows, first):bisect.bisect_left(self._gap_rows, end)]
         stale = [(row - first, column) for row, column, previous in in_window if previous < start]
         if stale:
+            rows, columns = (list(axis) for axis in zip(*stale))
+            np.subtract.at(finite_counts, columns, np.isfinite(values[rows, columns]).astype(np.int32))
             values = values.copy()
-            rows, columns = zip(*stale)
-            values[list(rows), list(columns)] = np.nan
-        return ReturnMatrix(self.sessions[first:end], self.symbols, values)
+            values[rows, columns] = np.nan
+        return ReturnMatrix(self.sessions[first:end], self.symbols, values, column=self._column,
+                            finite_counts=finite_counts)
+
+    def _window_start(self, session: date, lookback: int) -> date:
+        """`sessions_back(session, lookback + 1)[0]`, read from the calendar laid out once (the
+        calendar library's lookup took a millisecond a session)."""
+        row = self._calendar_row.get(session)
+        if row is not None and row >= lookback:
+            return self._calendar[row - lookback]
+        return sessions_back(session, lookback + 1)[0]
 
     def window(self, session: date, lookback: int) -> pl.DataFrame:
         return self.matrix_window(session, lookback).to_frame()

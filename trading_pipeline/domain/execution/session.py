@@ -7,6 +7,7 @@ the backtest keeps the state in memory.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
@@ -118,9 +119,7 @@ class _Book:
         self.changed_positions: dict[str, Position] = {}
         self.fills: list[FillReport] = []
         self.budgets: dict[str, float] = {}
-        self.opening = session_open(session).astimezone(UTC)
-        self.midday = intrabar_time(session)
-        self.closing = session_close(session).astimezone(UTC)
+        self.opening, self.midday, self.closing = _session_times(session)
 
     def execute(self, order: SimOrder, match: fill_rules.Match, bar: Bar) -> SimOrder:
         """Trade as much of `order` at `match` as the bar's volume (and, without shorting, the
@@ -148,6 +147,13 @@ class _Book:
         self.held[symbol] = self.changed_positions[symbol] = apply_fill(
             position, fill.signed_quantity, fill.price)
         return _with_fill(order, quantity, fill.price, when)
+
+
+@functools.lru_cache(maxsize=8192)  # a session's hours never change; the calendar's lookup is slow
+def _session_times(session: date) -> tuple[datetime, datetime, datetime]:
+    """When fills of the session are stamped: at the open, intrabar, and at the close (UTC)."""
+    return (session_open(session).astimezone(UTC), intrabar_time(session),
+            session_close(session).astimezone(UTC))
 
 
 def _working(order: SimOrder) -> WorkingOrder:

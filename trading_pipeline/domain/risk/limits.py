@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
+from itertools import repeat
 
 import polars as pl
 
@@ -106,9 +107,12 @@ def check_target(
     for a long-only book this is 1 - sum(weights)). The VaR checks need `var_figures` computed
     for exactly the target's weights; missing or mismatched figures fail.
     """
-    held = target.filter(pl.col("target_shares") != 0) if "target_shares" in target.columns else target
-    held = held.filter(pl.col("weight") != 0)
-    weights = dict(zip(held["symbol"].to_list(), held["weight"].to_list()))
+    # rows with a non-zero (non-null) weight and target_shares; read as lists, since two polars
+    # filters of a ten-row frame cost more than the checks themselves (run each session)
+    shares = target["target_shares"].to_list() if "target_shares" in target.columns else None
+    weights = {s: w for s, w, q in zip(target["symbol"].to_list(), target["weight"].to_list(),
+                                        shares if shares is not None else repeat(1))
+               if w is not None and w != 0 and q is not None and q != 0}
     abs_weights = [abs(w) for w in weights.values()]
     long_sum = sum(w for w in weights.values() if w > 0)
     checks = [
