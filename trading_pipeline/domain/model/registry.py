@@ -29,6 +29,7 @@ from trading_pipeline.domain.model.training import (
     feature_matrix,
     finite_metrics,
     labels_end_session,
+    predict_members,
 )
 from trading_pipeline.domain.model.validation import METRIC_NAMES
 
@@ -44,6 +45,9 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 _FOLD_PREFIXES = ("fold_", "baseline_fold_")
+# An ensemble's members, as LightGBM text files inside the logged model's folder; the MLflow
+# model itself is the first member (what a plain `mlflow.lightgbm.load_model` gives).
+_ENSEMBLE_FOLDER = "ensemble"
 # The last session whose prices the version's labels used: it may score only later sessions.
 TRAINING_END_TAG = "training_end"
 _QUIET_LOGGERS = {
@@ -69,10 +73,12 @@ class LoadedModel:
     run_id: str
     feature_columns: tuple[str, ...]
     booster: lgb.Booster
+    members: tuple[lgb.Booster, ...] = ()  # an ensemble's boosters, `booster` first; empty: alone
 
     def predict(self, features: pl.DataFrame) -> pl.DataFrame:
         """`session, symbol, score, model_version` for every row of `features`."""
-        scores = self.booster.predict(feature_matrix(features, self.feature_columns))
+        scores = predict_members(self.members or [self.booster],
+                                 feature_matrix(features, self.feature_columns), features["session"])
         return features.select("session", "symbol").with_columns(
             pl.Series("score", np.asarray(scores, dtype=np.float64), pl.Float64),
             pl.lit(self.version, pl.String).alias("model_version"),
@@ -181,6 +187,10 @@ class ModelRegistry:
                 booster, str(path), signature=signature, pip_requirements=requirements,
                 mlflow_model=Model(artifact_path="model", run_id=run_id, model_id=logged.model_id),
             )
+            if len(result.members) > 1:
+                (path / _ENSEMBLE_FOLDER).mkdir()
+                for index, member in enumerate(result.members):
+                    member.booster_.save_model(str(path / _ENSEMBLE_FOLDER / f"member_{index:03d}.txt"))
             client.log_model_artifacts(logged.model_id, str(path))
         return logged.model_id, logged.artifact_location
 
@@ -193,6 +203,7 @@ class ModelRegistry:
             "n_folds": len(result.folds),
             "min_train_sessions": result.min_train_sessions,
             "seed": result.seed,
+            "ensemble_seeds": len(result.members) or 1,
             "first_session": result.first_session.isoformat(),
             "last_session": result.last_session.isoformat(),
             TRAINING_END_TAG: result.training_end.isoformat(),
@@ -364,6 +375,7 @@ class ModelRegistry:
     def load(self, version_or_alias: str) -> LoadedModel:
         """The model behind a version ("3"), an alias ("champion") or a models:/ URI, with the
         resolved version recorded so every prediction says which version made it."""
+        import lightgbm as lgb
         import mlflow.artifacts
         import mlflow.lightgbm
 
@@ -374,6 +386,8 @@ class ModelRegistry:
                 artifact_uri=model_version.source, dst_path=folder, tracking_uri=self.tracking_uri
             )
             booster = mlflow.lightgbm.load_model(local)
+            members = tuple(lgb.Booster(model_file=str(member)) for member in
+                            sorted((Path(local) / _ENSEMBLE_FOLDER).glob("member_*.txt")))
         return LoadedModel(
             model_name=self.model_name,
             version=version,
@@ -381,6 +395,7 @@ class ModelRegistry:
             run_id=model_version.run_id,
             feature_columns=tuple(booster.feature_name()),
             booster=booster,
+            members=members,
         )
 
     # -- plumbing ------------------------------------------------------------------------

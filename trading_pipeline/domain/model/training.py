@@ -7,6 +7,9 @@ session): what a model that learnt nothing scores on the same rows, for the sign
 With a `param_grid`, each fold picks its LightGBM parameters on its own training sessions (an
 inner walk-forward split), never on its validation block; the final model picks them the
 same way on all its rows.
+With `ensemble_seeds` > 1, every LightGBM (each fold's, the control's and the final one) is an
+ensemble of that many members differing only in their random seed (row and feature sampling,
+extra-trees thresholds); it scores the mean of its members' within-session ranks.
 lightgbm and scikit-learn are imported on first use: together they take seconds to import,
 and every process that loads the Dagster definitions imports this module.
 """
@@ -89,6 +92,9 @@ class TrainingOptions:
     # without a champion (nothing is scored, nothing bought); "trade" makes it champion anyway,
     # marked as failing the gate (promotion to the next stage is then refused).
     without_signal: str = "trade"
+    # LightGBM members per model, differing only in seed; scores are their mean within-session
+    # rank (see `ensemble_scores`). 1: one model scoring its raw prediction.
+    ensemble_seeds: int = 1
 
     def __post_init__(self) -> None:
         from trading_pipeline.domain.factors import feature_set
@@ -102,12 +108,34 @@ class TrainingOptions:
                              f"{', '.join(NO_SIGNAL_POLICIES)} (TRADING_WITHOUT_SIGNAL)")
         if self.window_years is not None and not self.window_years > 0:
             raise ValueError(f"the training window in years must be positive, got {self.window_years}")
+        _check_ensemble_seeds(self.ensemble_seeds)
 
     def window_sessions(self, default: int) -> int:
         return default if self.window_years is None else int(round(self.window_years * SESSIONS_PER_YEAR))
 
 
 SESSIONS_PER_YEAR = 252
+
+
+def _check_ensemble_seeds(count: int) -> None:
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"the ensemble needs a whole number of seeds, at least 1 (1: a single "
+                         f"model), got {count!r}")
+
+
+def ensemble_scores(member_scores: Sequence[np.ndarray], sessions: pl.Series) -> np.ndarray:
+    """The ensemble's score per row: the mean over members of each member's rank within the
+    row's session, scaled to (-0.5, 0.5) (ties share their mean rank). Ranks, not raw
+    predictions: members with different scales weigh the same, and only the order within a
+    session is traded."""
+    if not member_scores:
+        raise ValueError("an ensemble needs at least one member's scores")
+    columns = [f"member_{i}" for i in range(len(member_scores))]
+    frame = pl.DataFrame({"session": sessions, **{c: np.asarray(v, dtype=np.float64)
+                                                   for c, v in zip(columns, member_scores, strict=True)}})
+    per_session = pl.len().over("session")
+    ranks = [((pl.col(c).rank("average").over("session") - 0.5) / per_session - 0.5) for c in columns]
+    return frame.select(pl.mean_horizontal(ranks).alias("score"))["score"].to_numpy()
 
 
 class TrainingDataError(ValueError):
@@ -145,14 +173,19 @@ class TrainingResult:
     signal: SignalVerdict | None = None
     sample_weight_halflife: int | None = None  # sessions; None: every row weighs the same
     fold_params: tuple[Mapping[str, Any], ...] = ()  # the parameters each fold chose
+    # Every LightGBM of the final ensemble, `model` first (seeds seed, seed + 1, ...); empty or
+    # one member: `model` alone scores its raw prediction.
+    members: tuple[lgb.LGBMRegressor, ...] = ()
 
     @property
     def training_end(self) -> date:
         return self.labels_end or labels_end_session(self.last_session, self.horizon)
 
     def predict(self, features: pl.DataFrame) -> pl.DataFrame:
-        """`session, symbol, score` of the final LightGBM model on `features`."""
-        scores = self.model.booster_.predict(feature_matrix(features, self.feature_columns))
+        """`session, symbol, score` of the final LightGBM model (or ensemble) on `features`."""
+        boosters = [m.booster_ for m in self.members] or [self.model.booster_]
+        scores = predict_members(boosters, feature_matrix(features, self.feature_columns),
+                                 features["session"])
         return features.select("session", "symbol").with_columns(pl.Series("score", scores, pl.Float64))
 
     def predict_baseline(self, features: pl.DataFrame) -> pl.DataFrame:
@@ -242,14 +275,30 @@ def _fit_lgbm(rows: pl.DataFrame, columns: Sequence[str], params: Mapping[str, A
         sample_weight=recency_weights(rows["session"], halflife))
 
 
+def predict_members(boosters: Sequence[lgb.Booster], matrix: np.ndarray, sessions: pl.Series) -> np.ndarray:
+    """One booster: its raw prediction. Several: `ensemble_scores` of their predictions."""
+    if len(boosters) == 1:
+        return boosters[0].predict(matrix)
+    return ensemble_scores([b.predict(matrix) for b in boosters], sessions)
+
+
+def _fit_members(rows: pl.DataFrame, columns: Sequence[str], params: Mapping[str, Any], count: int,
+                 label: str = "label", halflife: int | None = None) -> list[lgb.LGBMRegressor]:
+    """`count` LightGBMs on the same rows, seeds random_state, random_state + 1, ..."""
+    seed = int(params.get("random_state") or 0)
+    return [_fit_lgbm(rows, columns, {**params, "random_state": seed + k}, label=label, halflife=halflife)
+            for k in range(count)]
+
+
 def _fit_pair(
-    rows: pl.DataFrame, columns: Sequence[str], params: Mapping[str, Any], halflife: int | None = None
-) -> tuple[lgb.LGBMRegressor, Pipeline]:
-    model = _fit_lgbm(rows, columns, params, halflife=halflife)
+    rows: pl.DataFrame, columns: Sequence[str], params: Mapping[str, Any], halflife: int | None = None,
+    members: int = 1,
+) -> tuple[list[lgb.LGBMRegressor], Pipeline]:
+    models = _fit_members(rows, columns, params, members, halflife=halflife)
     weights = recency_weights(rows["session"], halflife)
     baseline = _baseline().fit(feature_matrix(rows, columns), rows["label"].to_numpy(),
                                ridge__sample_weight=weights)
-    return model, baseline
+    return models, baseline
 
 
 def shuffle_within_sessions(rows: pl.DataFrame, seed: int) -> pl.Series:
@@ -287,7 +336,7 @@ def choose_params(rows: pl.DataFrame, columns: Sequence[str], base: Mapping[str,
 def _fold_rows(
     folds: Sequence[Fold], rows: pl.DataFrame, columns: Sequence[str], params: Mapping[str, Any],
     *, grid: Sequence[Mapping[str, Any]] | None, gap: int, halflife: int | None, control: bool,
-    seed: int,
+    seed: int, members: int = 1,
 ) -> tuple[pl.DataFrame, list[dict[str, Any]], list[dict[str, Any]]]:
     predictions, windows, chosen = [], [], []
     for fold in folds:
@@ -295,18 +344,22 @@ def _fold_rows(
         valid = rows.filter(pl.col("session").is_in(fold.validation_sessions))
         fold_params = choose_params(train, columns, params, grid, gap, halflife) if grid else dict(params)
         chosen.append(fold_params)
-        model, baseline = _fit_pair(train, columns, fold_params, halflife)
+        models, baseline = _fit_pair(train, columns, fold_params, halflife, members)
         x_valid = feature_matrix(valid, columns)
         scored = valid.select("session", "symbol", "forward_return", "label").with_columns(
             pl.lit(fold.index).alias("fold"),
-            pl.Series("prediction", model.booster_.predict(x_valid), pl.Float64),
+            pl.Series("prediction", predict_members([m.booster_ for m in models], x_valid,
+                                                    valid["session"]), pl.Float64),
             pl.Series("baseline_prediction", baseline.predict(x_valid), pl.Float64),
         )
         if control:
             noise = train.with_columns(shuffle_within_sessions(train, seed + 7919 * (fold.index + 1)))
-            control_model = _fit_lgbm(noise, columns, fold_params, label="shuffled_label", halflife=halflife)
-            scored = scored.with_columns(
-                pl.Series("control_prediction", control_model.booster_.predict(x_valid), pl.Float64))
+            # the control is built exactly as the model is: an ensemble of as many members
+            controls = _fit_members(noise, columns, fold_params, members, label="shuffled_label",
+                                    halflife=halflife)
+            scored = scored.with_columns(pl.Series(
+                "control_prediction",
+                predict_members([m.booster_ for m in controls], x_valid, valid["session"]), pl.Float64))
         predictions.append(scored)
         windows.append({
             "fold": fold.index,
@@ -344,13 +397,16 @@ def train_model(
     sample_weight_halflife: int | None = None,
     control: bool = True,
     signal_rules: SignalRules = SignalRules(),
+    ensemble_seeds: int = 1,
 ) -> TrainingResult:
     """Walk-forward out-of-sample metrics for LightGBM, the Ridge baseline and (with `control`)
     the shuffled-label control, then LightGBM and Ridge refitted on every labelled row.
     `params` override DEFAULT_LGBM_PARAMS; `seed` wins over any seed in them; `param_grid`
     (changes to those params, e.g. PARAM_GRID) is searched on training sessions only.
     `sample_weight_halflife` (sessions) weighs recent rows more. `min_train_sessions` defaults
-    to half of the labelled sessions."""
+    to half of the labelled sessions. `ensemble_seeds` > 1 makes every LightGBM (folds, control,
+    final) an ensemble of that many seeds scoring their mean within-session rank; parameters
+    are still chosen on single models."""
     columns = tuple(feature_columns)
     rows = _training_rows(features, labels, columns)
     sessions = rows["session"].unique().sort().to_list()
@@ -361,20 +417,23 @@ def train_model(
 
     if sample_weight_halflife is not None and sample_weight_halflife < 1:
         raise ValueError(f"sample_weight_halflife must be at least 1 session, got {sample_weight_halflife}")
+    _check_ensemble_seeds(ensemble_seeds)
     grid = list(param_grid) if param_grid else None
     gap = horizon + embargo
     oos, windows, fold_params = _fold_rows(folds, rows, columns, merged, grid=grid, gap=gap,
-                                           halflife=sample_weight_halflife, control=control, seed=seed)
+                                           halflife=sample_weight_halflife, control=control, seed=seed,
+                                           members=ensemble_seeds)
     final_params = choose_params(rows, columns, merged, grid, gap, sample_weight_halflife) if grid else merged
-    model, baseline = _fit_pair(rows, columns, final_params, sample_weight_halflife)
-    booster = model.booster_
-    importance = pl.DataFrame({
+    models, baseline = _fit_pair(rows, columns, final_params, sample_weight_halflife, ensemble_seeds)
+    importance = pl.DataFrame({  # summed over the ensemble's members
         "feature": list(columns),
-        "gain": booster.feature_importance(importance_type="gain").astype(np.float64),
-        "split": booster.feature_importance(importance_type="split").astype(np.int64),
+        "gain": np.sum([m.booster_.feature_importance(importance_type="gain") for m in models],
+                       axis=0).astype(np.float64),
+        "split": np.sum([m.booster_.feature_importance(importance_type="split") for m in models],
+                        axis=0).astype(np.int64),
     }).sort(["gain", "feature"], descending=[True, False])
     return TrainingResult(
-        model=model,
+        model=models[0],
         baseline_model=baseline,
         feature_columns=columns,
         params=final_params,
@@ -397,6 +456,7 @@ def train_model(
         signal=signal_test(oos, horizon=horizon, rules=signal_rules) if control else None,
         sample_weight_halflife=sample_weight_halflife,
         fold_params=tuple(fold_params),
+        members=tuple(models) if len(models) > 1 else (),
     )
 
 
@@ -411,6 +471,7 @@ __all__ = [
     "TrainingDataError",
     "TrainingOptions",
     "TrainingResult",
+    "ensemble_scores",
     "feature_matrix",
     "finite_metrics",
     "labels_end_session",
