@@ -79,8 +79,9 @@ def process_session(
         bar = bars.get(order.symbol)
         if bar is not None:
             result = fill_rules.step(_working(order), bar, config.slippage_bps)
-            updated = replace(updated, triggered=result.order.triggered,
-                              trail_reference=result.order.trail_reference)
+            carried = result.order.triggered, result.order.trail_reference
+            if carried != (updated.triggered, updated.trail_reference):  # most bars change neither
+                updated = replace(updated, triggered=carried[0], trail_reference=carried[1])
             if result.match is not None:
                 updated = book.execute(updated, result.match, bar)
         if updated.status.is_open and updated.time_in_force is TimeInForce.DAY:

@@ -134,30 +134,37 @@ def build_target(
             f"{s} ({'held, kept' if s in current else 'not held'}): {why}" for s, why in sorted(frozen.items())))
     held_frozen = {s: q for s, q in current.items() if s in frozen}
     candidates = [s for s in scores if s in price_map and s not in frozen]
-    skipped = sorted(set(scores) - set(candidates) - set(frozen))
-    if skipped:
-        notes.append(f"skipped, no usable price: {', '.join(skipped)}")
+    # Each pass below goes over every scored symbol once at most (thousands a session in a
+    # backtest), and only the rare cases (no price, a gap) build sets of them.
+    if len(candidates) < len(scores):
+        skipped = sorted(s for s in scores if s not in price_map and s not in frozen)
+        if skipped:
+            notes.append(f"skipped, no usable price: {', '.join(skipped)}")
     if not candidates:
         raise PortfolioInputError(f"none of the {len(scores)} predicted symbols has a usable price for {session}")
     returns = ReturnMatrix.from_frame(returns)  # once: every VaR figure below reads it
-    history = history_counts(returns, sorted(set(candidates) | set(current)), limits.var_lookback)
+    # candidates, then holdings without a score (the order matters nowhere: every use sorts)
+    history = history_counts(returns, list(dict.fromkeys([*candidates, *current])), limits.var_lookback)
     # A few missing returns (a halt, a late bar) do not make a history unusable: up to
     # MAX_GAP_SHARE of the window takes the market's median return on those sessions.
     allowed_gaps = int(limits.var_lookback * MAX_GAP_SHARE)
-    with_history = {s for s, n in history.items() if n >= limits.var_lookback - allowed_gaps}
-    gapped = sorted(s for s in with_history if history[s] < limits.var_lookback)
+    short = {s: n for s, n in history.items() if n < limits.var_lookback}
+    without_history = {s for s, n in short.items() if n < limits.var_lookback - allowed_gaps}
+    gapped = sorted(s for s, n in short.items() if s not in without_history)
     if gapped:
         notes.append(f"a few sessions missing from the last {limits.var_lookback} returns (at most "
                      f"{allowed_gaps}), the market's median return used on those sessions: "
                      + ", ".join(f"{s} ({history[s]} of {limits.var_lookback})" for s in gapped))
-    short_history = sorted(set(candidates) - with_history)
-    if short_history:
-        notes.append(f"left out, a gap in the last {limits.var_lookback} sessions of returns: "
-                     + ", ".join(f"{s} ({history[s]} of {limits.var_lookback})" for s in short_history))
-    candidates = [s for s in candidates if s in with_history]
+    if without_history:
+        candidate_set = set(candidates)
+        short_history = sorted(s for s in without_history if s in candidate_set)
+        if short_history:
+            notes.append(f"left out, a gap in the last {limits.var_lookback} sessions of returns: "
+                         + ", ".join(f"{s} ({history[s]} of {limits.var_lookback})" for s in short_history))
+        candidates = [s for s in candidates if s not in without_history]
     # A frozen holding cannot be traded; where its history has gaps (the quarantined bars
     # themselves), its VaR uses the market's median return of those sessions instead.
-    frozen_gapped = sorted(s for s in held_frozen if s not in with_history)
+    frozen_gapped = sorted(s for s in held_frozen if s in without_history)
     if frozen_gapped:
         notes.append("VaR of frozen holdings with gaps uses the market's median return on the missing "
                      "sessions: " + ", ".join(f"{s} ({history[s]} of {limits.var_lookback})" for s in frozen_gapped))
@@ -169,12 +176,13 @@ def build_target(
             f"(finite returns each has: {described or 'none'}); load more history, fill the gaps "
             "or lower var_lookback"
         )
-    ideal = _ideal_weights({s: scores[s] for s in candidates}, config, notes) if candidates else {}
+    candidate_scores = scores if len(candidates) == len(scores) else {s: scores[s] for s in candidates}
+    ideal = _ideal_weights(candidate_scores, config, notes) if candidates else {}
     ideal = _room_for_frozen(ideal, held_frozen, price_map, equity, limits, notes)
     ideal, _, sizing_notes = size_within_var(ideal, returns, equity, limits,
                                              keep_dollar_neutral=config.mode is Mode.LONG_SHORT, proxied=proxied)
     notes.extend(sizing_notes)
-    keepable = {s for s in current if s in with_history and s not in frozen}
+    keepable = {s for s in current if s not in without_history and s not in frozen}
     use_band = config.no_trade_band > 0
     checks: list[LimitCheck] = []
     for _ in range(MAX_ATTEMPTS):
@@ -232,6 +240,8 @@ def _clean_scores(session: date, predictions: pl.DataFrame, notes: list[str]) ->
     usable = np.isfinite(values)
     if not usable.any():
         raise PortfolioInputError(f"all {predictions.height} predictions for {session} are null, NaN or infinite")
+    if usable.all():
+        return dict(zip(symbols, values.tolist()))
     dropped = sorted({s for s, ok in zip(symbols, usable.tolist()) if not ok})
     if dropped:
         notes.append(f"dropped, null/NaN/infinite score: {', '.join(dropped)}")
@@ -290,7 +300,8 @@ def _best(scores: dict[str, float], k: int, key) -> list[str]:
         return sorted(scores, key=key)
     values = np.fromiter(scores.values(), float, len(scores))
     kth_best = np.partition(values, len(values) - k)[len(values) - k]
-    return sorted((s for s, v in scores.items() if v >= kth_best), key=key)[:k]
+    symbols = list(scores)
+    return sorted((symbols[i] for i in np.flatnonzero(values >= kth_best).tolist()), key=key)[:k]
 
 
 def _allocate(raw: dict[str, float], budget: float, cap: float) -> dict[str, float]:

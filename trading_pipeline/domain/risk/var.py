@@ -305,23 +305,24 @@ def compute_var(
     # figures are those of `historical_var` per column (and `historical_es` below its cutoff)
     cutoffs = np.quantile(pnl_each, 1.0 - confidence, axis=0, method=QUANTILE_METHOD)
     var_each = -cutoffs
-    es_each = np.array([-float(column[column <= cutoff].mean())
-                        for column, cutoff in zip(pnl_each.T, cutoffs.tolist())])
+    # the mean of each tail as `ndarray.mean` takes it (its sum over its count), without its
+    # per-call overhead: the same floats
+    tails = (column[column <= cutoff] for column, cutoff in zip(pnl_each.T, cutoffs.tolist()))
+    es_each = np.array([-float(np.add.reduce(tail)) / tail.size for tail in tails])
     param_each = z * sigma_each - w * mean
     book_sigma = math.sqrt(max(float(w @ cov @ w), 0.0))
-    positions = pl.DataFrame(
-        {
-            "symbol": held,
-            "weight": w,
-            "var": var_each,
-            "var_dollars": var_each * equity,
-            "es": es_each,
-            "es_dollars": es_each * equity,
-            "parametric_var": param_each,
-            "parametric_var_dollars": param_each * equity,
-        },
-        schema=POSITION_COLUMNS,
-    )
+    columns = {
+        "symbol": held,
+        "weight": w,
+        "var": var_each,
+        "var_dollars": var_each * equity,
+        "es": es_each,
+        "es_dollars": es_each * equity,
+        "parametric_var": param_each,
+        "parametric_var_dollars": param_each * equity,
+    }
+    positions = pl.DataFrame([pl.Series(name, columns[name], dtype) for name, dtype in POSITION_COLUMNS.items()])
+    book_cutoff = np.quantile(book_pnl, 1.0 - confidence, method=QUANTILE_METHOD)  # historical_var's
     return VarFigures(
         confidence=confidence,
         lookback=lookback,
@@ -329,7 +330,7 @@ def compute_var(
         first_session=first,
         last_session=last,
         positions=positions,
-        portfolio_var=historical_var(book_pnl, confidence),
-        portfolio_es=historical_es(book_pnl, confidence),
+        portfolio_var=-float(book_cutoff),
+        portfolio_es=-float(book_pnl[book_pnl <= book_cutoff].mean()),  # historical_es's
         portfolio_parametric_var=z * book_sigma - float(w @ mean),
     )
