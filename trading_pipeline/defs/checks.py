@@ -7,6 +7,7 @@ import polars as pl
 from trading_pipeline.defs.metadata import markdown_table
 from trading_pipeline.defs.partitions import session_of
 from trading_pipeline.defs.resources import BrokerResource, StrategyResource, WarehouseResource
+from trading_pipeline.services.modeling import unscored
 from trading_pipeline.services.trading import BREAKS, RISK_CHECKS, read_account_table
 from trading_pipeline.storage import market_store
 
@@ -41,9 +42,13 @@ def bar_quality(context: dg.AssetCheckExecutionContext, warehouse: WarehouseReso
 
 
 @dg.asset_check(asset="predictions", blocking=True,
-                description="Every score finite, every row carries the model version.")
-def prediction_sanity(context: dg.AssetCheckExecutionContext,
-                      warehouse: WarehouseResource) -> dg.AssetCheckResult:
+                description="Every score finite, every row carries the model version; or no score "
+                "at all, recorded with why (hold cash: no champion with signal).")
+def prediction_sanity(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
+                      broker: BrokerResource) -> dg.AssetCheckResult:
+    nothing = unscored(warehouse.warehouse, session_of(context), broker.venue)
+    if nothing is not None:  # the plan holds cash: nothing scored is the expected outcome
+        return dg.AssetCheckResult(passed=True, metadata={"rows": 0, "unscored": nothing.reason})
     scores = warehouse.warehouse.read_partition("predictions", session_of(context))
     non_finite = scores.filter(~pl.col("score").is_finite() | pl.col("score").is_null()).height if scores.height else 0
     versions = scores["model_version"].n_unique() if scores.height else 0

@@ -39,13 +39,18 @@ from trading_pipeline.domain.orders import (
 from trading_pipeline.domain.rebalance import rebalance_orders
 from trading_pipeline.domain.risk import (
     ConstructionConfig,
+    PortfolioInputError,
+    RiskLimits,
     StopPolicy,
     TargetResult,
     build_target,
     check_orders,
+    check_target,
+    compute_var,
     plan_stops,
     unconfirmed_cancels,
 )
+from trading_pipeline.domain.risk.construction import RESULT_SCHEMA
 from trading_pipeline.domain.risk.stops import WorkingStop, stop_price_below
 from trading_pipeline.domain.safety import SubmissionDecision, reduces_exposure
 
@@ -114,13 +119,16 @@ class SessionPlan:
 
 
 def plan_session(session: date, scores: pl.DataFrame, closes: pl.DataFrame, returns: pl.DataFrame,
-                 state: SessionState, policy: PlanPolicy) -> SessionPlan:
+                 state: SessionState, policy: PlanPolicy, *, hold_cash: str | None = None) -> SessionPlan:
     """The whole plan for the session after D's close. Raises what `build_target` raises
-    (`PortfolioInputError`, `RiskLimitBreach`) when no target within the limits exists."""
+    (`PortfolioInputError`, `RiskLimitBreach`) when no target within the limits exists.
+    `hold_cash`: why no model scored the session (`scores` is then ignored): the target is cash,
+    so what is held is sold by the same orders and stops as any exit (frozen holdings stay)."""
     limits = policy.construction.limits
     held = dict(state.held)
-    target = build_target(session, scores, closes, returns, state.equity, policy.construction, held,
-                          frozen=state.frozen)
+    target = (build_target(session, scores, closes, returns, state.equity, policy.construction, held,
+                           frozen=state.frozen) if hold_cash is None else
+              cash_target(session, closes, returns, state, limits, hold_cash))
     frame = target.frame
     if state.kill_switch_engaged and policy.flatten_on_kill_switch:
         frame = frame.clear()
@@ -142,6 +150,32 @@ def plan_session(session: date, scores: pl.DataFrame, closes: pl.DataFrame, retu
     return SessionPlan(session=session, target=target, cancels=tuple(stops.cancel),
                        orders=tuple(orders), failures=failures,
                        notes=(*target.notes, *stops.notes))
+
+
+def cash_target(session: date, closes: pl.DataFrame, returns: pl.DataFrame, state: SessionState,
+                limits: RiskLimits, why: str) -> TargetResult:
+    """The target when no model scores the session: nothing but the frozen holdings (kept as
+    they are, no order in them), with their VaR figures and the limit checks on them."""
+    prices = dict(zip(closes["symbol"].to_list(), closes["close"].to_list()))
+    kept = {s: q for s, q in state.held.items() if q and s in state.frozen}
+    unpriced = sorted(s for s in state.held if state.held[s] and s not in prices)
+    if unpriced:
+        raise PortfolioInputError(f"held symbols have no usable price for {session}: {', '.join(unpriced)}; "
+                                  "they cannot be sold safely: load their prices first")
+    weights = {s: q * prices[s] / state.equity for s, q in kept.items()}
+    figures = compute_var(weights, returns, state.equity, limits.var_confidence, limits.var_lookback,
+                          proxied=tuple(kept))
+    frame = pl.DataFrame({
+        "session": [session] * len(kept), "symbol": list(kept), "score": [None] * len(kept),
+        "price": [prices[s] for s in kept], "weight": [weights[s] for s in kept],
+        "target_shares": list(kept.values()), "target_value": [q * prices[s] for s, q in kept.items()],
+        "side": ["long" if q > 0 else "short" for q in kept.values()], "current_shares": list(kept.values()),
+    }, schema=RESULT_SCHEMA)
+    notes = [f"holding cash, nothing scored: {why}"]
+    if kept:
+        notes.append("frozen, no order this session: " + "; ".join(
+            f"{s} (held, kept): {state.frozen[s]}" for s in sorted(kept)))
+    return TargetResult(frame, figures, tuple(notes), tuple(check_target(frame, state.equity, limits, figures)))
 
 
 def _as_strategy(intents: Sequence[OrderIntent], strategy: str) -> list[OrderIntent]:

@@ -157,6 +157,26 @@ def drift_for_session(warehouse: Warehouse, registry: ModelRegistry, session: da
     return DriftReport(model.version, severity, reasons, result, decayed, row)
 
 
+NO_MODEL = "no model in use"
+
+
+def no_model_in_use(warehouse: Warehouse, session: date, account: str | None = None) -> str | None:
+    """When no version scored `account`'s `session` (hold cash, see `modeling.record_unscored`):
+    write the session's row saying so (severity none: nothing to judge, nothing to roll back)
+    and return its reasons; None when a version scored it (judge that one)."""
+    nothing = modeling.unscored(warehouse, session, account)
+    if nothing is None:
+        return None
+    reasons = f"{NO_MODEL}: {nothing.reason}. Next: {nothing.next_step}"
+    row = pl.DataFrame({"session": [session], "severity": ["none"], "reasons": [reasons]}).with_columns(
+        *(pl.lit(None, dtype).alias(column) for column, dtype in DRIFT_ROW_SCHEMA.items()
+          if column not in ("session", "severity", "reasons"))).select(
+        [pl.col(column).cast(dtype) for column, dtype in DRIFT_ROW_SCHEMA.items()])
+    add_missing_drift_columns(warehouse)
+    account_tables.write_account_session(warehouse, DRIFT_TABLE, account, session, row)
+    return reasons
+
+
 def _write_html(path: Path, reference: pl.DataFrame, current: pl.DataFrame, columns: tuple[str, ...],
                 result: DriftResult,
                 severity: Severity, reasons: str, severe_share: float, column_threshold: float) -> Path:

@@ -45,6 +45,12 @@ AS_OF_TAG = "as_of"  # the date a version was trained as of (its bars end on or 
 POINT_IN_TIME_TAG = "point_in_time"  # "true": trained for backfills, before the champion's end
 CHAMPION_SET_TAG = "alias.champion.set_at"  # written by ModelRegistry.set_alias
 SIGNAL_TAG = "signal_gate"  # "passed" or "failed": the version against its shuffled-label control
+# Per account: a session nothing scored (TRADING_WITHOUT_SIGNAL=hold_cash and no champion), why,
+# and what to do; the session's plan then holds cash.
+UNSCORED = "unscored_sessions"
+UNSCORED_SCHEMA = {"session": pl.Date, "reason": pl.String, "next_step": pl.String}
+TRAIN_NEXT_STEP = ("run training_job (on demand, or weekly_training_schedule): a version that beats "
+                   "its shuffled-label control becomes champion, and the next session is scored")
 
 
 class NotEnoughHistory(RuntimeError):
@@ -242,6 +248,64 @@ def version_records(warehouse: Warehouse, registry: ModelRegistry) -> list[Versi
     return sorted(records, key=lambda r: int(r.version))
 
 
+@dataclass(frozen=True)
+class NothingToScore:
+    """Why no version scores the sessions now, and what to do about it."""
+
+    reason: str
+    next_step: str = TRAIN_NEXT_STEP
+
+
+def trains_first_model(registry: ModelRegistry, options: TrainingOptions = TrainingOptions()) -> bool:
+    """Whether the daily run trains a first model itself: only without a champion, and under
+    hold_cash only while no version exists at all. A version the signal gate refused is not
+    trained again every session (the same bars would give the same verdict): training_job,
+    on demand or weekly, trains the next one."""
+    if registry.champion_version() is not None:
+        return False
+    return options.without_signal == "trade" or not registry.versions()
+
+
+def nothing_to_score(warehouse: Warehouse, registry: ModelRegistry,
+                     options: TrainingOptions = TrainingOptions()) -> NothingToScore | None:
+    """Why the loop holds cash: TRADING_WITHOUT_SIGNAL=hold_cash and no champion (the newest
+    refusal in `model_events` says why); None when a version may score (or the policy trades)."""
+    if options.without_signal != "hold_cash" or registry.champion_version() is not None:
+        return None
+    refused = None
+    if warehouse.table_exists("model_events"):
+        refused = warehouse.query(
+            "select version, reason from model_events where model_name = ? and "
+            "action = 'kept_challenger' order by recorded_at desc limit 1", [registry.model_name])
+    why = (f"v{refused['version'][0]}: {refused['reason'][0]}" if refused is not None and refused.height
+           else "no version has been trained yet")
+    return NothingToScore(f"no champion with signal ({why}); nothing is scored and the account holds "
+                          "cash (TRADING_WITHOUT_SIGNAL=hold_cash)")
+
+
+def record_unscored(warehouse: Warehouse, session: date, nothing: NothingToScore,
+                    account: str | None = None) -> None:
+    """Record that `account`'s `session` is scored by no version, with why: its predictions are
+    none (rows of an earlier run of the session are replaced, as a re-run replaces scores)."""
+    if warehouse.table_exists(PREDICTIONS):
+        account_tables.ensure_account_column(warehouse, PREDICTIONS)
+        where = f"{account_tables.ACCOUNT} is null" if account is None else f"{account_tables.ACCOUNT} = ?"
+        warehouse.execute(f"delete from {PREDICTIONS} where session = ? and {where}",
+                          [session] if account is None else [session, account])
+    row = pl.DataFrame({"session": [session], "reason": [nothing.reason], "next_step": [nothing.next_step]},
+                       schema=UNSCORED_SCHEMA)
+    account_tables.write_account_session(warehouse, UNSCORED, account, session, row)
+
+
+def unscored(warehouse: Warehouse, session: date, account: str | None = None) -> NothingToScore | None:
+    """What `record_unscored` recorded for `account`'s `session`; None when it was scored (or
+    predictions never ran)."""
+    rows = account_tables.read_account_range(warehouse, UNSCORED, account, session, session)
+    if rows.is_empty():
+        return None
+    return NothingToScore(rows["reason"][0], rows["next_step"][0])
+
+
 def model_for_session(warehouse: Warehouse, registry: ModelRegistry, session: date) -> ScoringChoice:
     """The version that may score `session`: the champion if its labels ended before it, else
     (a backfill) the newest earlier champion or point-in-time version that qualifies. Raises
@@ -274,6 +338,9 @@ def write_predictions(warehouse: Warehouse, session: date, scores: pl.DataFrame,
     if warehouse.table_exists(PREDICTIONS):
         warehouse.execute(f"alter table {PREDICTIONS} add column if not exists {TRAINING_END_COLUMN} date")
     account_tables.write_account_session(warehouse, PREDICTIONS, account, session, scores)
+    if warehouse.table_exists(UNSCORED):  # scored now: the session no longer holds cash for want of a model
+        account_tables.write_account_session(warehouse, UNSCORED, account, session,
+                                             pl.DataFrame(schema=UNSCORED_SCHEMA))
 
 
 def read_predictions(warehouse: Warehouse, account: str | None, first: date,

@@ -23,7 +23,7 @@ from trading_pipeline.domain.monitor import (
     evaluate_track_record,
 )
 from trading_pipeline.services import backtest
-from trading_pipeline.services.modeling import read_predictions, version_used
+from trading_pipeline.services.modeling import read_predictions, unscored, version_used
 from trading_pipeline.storage.account_tables import write_account_session
 from trading_pipeline.storage.ledger import Ledger
 
@@ -67,6 +67,9 @@ def monitor_session(ledger: Ledger, broker_name: str, session: date, strategy,
     # The comparison covers the newest unbroken stretch of sessions the loop traded on stored
     # predictions: across a missed session the backtest cannot know what was held.
     stretch = trailing_unbroken([s for s in track["session"] if s in predicted])
+    if session not in predicted and unscored(ledger.warehouse, session, broker_name) is not None:
+        # holding cash, no model scored the session: no backtest to compare with, nothing judged
+        return MonitorReport(session, [], track, track.clear(), None, 0.0)
     if not stretch:
         raise RuntimeError(f"no predictions stored for {session}: materialise predictions first")
     track = track.filter(pl.col("session").is_between(stretch[0], stretch[-1]))

@@ -24,6 +24,8 @@ from trading_pipeline.storage.ledger import Ledger
 
 
 ACCOUNT_KEYED = ("reconciliation_breaks",)  # trading tables written per account (services/trading.py)
+NO_MODEL_IN_USE = ("no model version in use (no champion): nothing to promote until training_job makes "
+                   "one; with TRADING_WITHOUT_SIGNAL=hold_cash the account holds cash meanwhile")
 
 
 @dataclass(frozen=True)
@@ -61,9 +63,11 @@ def gather_evidence(ledger: Ledger, venue: str, sessions: int, model_version: st
     warehouse = ledger.warehouse
     if model_version is None:
         return PromotionEvidence(0, 0.0, 0.0, 0, 0, 0)
+    # the gate's verdict stands whatever the track record: a noise version is refused from day one
+    signal_passed = signal_gate_passed(ledger, model_version)
     window = version_track_record(ledger, venue, model_version).tail(sessions)
     if window.is_empty():
-        return PromotionEvidence(0, 0.0, 0.0, 0, 0, 0)
+        return PromotionEvidence(0, 0.0, 0.0, 0, 0, 0, signal_passed=signal_passed)
     first, last = window["session"][0], window["session"][-1]
     curve = perf.equity_curve(window, float(window["equity"][0]))
     stats = perf.summary(curve, float(window["equity"][0]))
@@ -95,7 +99,7 @@ def gather_evidence(ledger: Ledger, venue: str, sessions: int, model_version: st
     except backtest.ExpectationNotFound:
         expected_sharpe = None
     return PromotionEvidence(
-        signal_passed=signal_gate_passed(ledger, model_version),
+        signal_passed=signal_passed,
         activity=trading_activity(ledger, venue, first, last),
         sessions=window.height,
         total_return=stats["total_return"],
@@ -168,7 +172,8 @@ def evaluate_and_record(ledger: Ledger, strategy: str, venue: str, model_version
     key = f"{last_session}:{evidence.sessions}:{model_version}"
     if key == last_key:
         return None
-    result = evaluate_promotion(evidence, gates)
+    result = (evaluate_promotion(evidence, gates) if model_version is not None else
+              PromotionResult(Decision.REJECTED, (NO_MODEL_IN_USE,), {"model": False}))
     waiting_for = None
     if result.decision is Decision.APPROVED:
         waiting_for = _human_step(stage_to, live_enabled)

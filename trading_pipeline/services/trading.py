@@ -154,10 +154,11 @@ def decide_session(ledger: Ledger, account: str, session: date, strategy, open_b
 def _plan_and_record(ledger: Ledger, broker: Broker, session: date, strategy,
                      run_id: str | None) -> SessionPlan:
     warehouse, account = ledger.warehouse, broker.name
-    from trading_pipeline.services.modeling import read_predictions  # the account's own scores
+    from trading_pipeline.services.modeling import read_predictions, unscored  # the account's own scores
 
     scores = read_predictions(warehouse, account, session)
-    if scores.is_empty():
+    nothing = unscored(warehouse, session, account) if scores.is_empty() else None
+    if scores.is_empty() and nothing is None:
         raise RuntimeError(f"no predictions stored for {session}: materialise predictions first")
     versions = scores["model_version"].unique().to_list() if "model_version" in scores.columns else []
     positions = broker.positions()
@@ -183,8 +184,9 @@ def _plan_and_record(ledger: Ledger, broker: Broker, session: date, strategy,
     prices = last_good_closes(warehouse, session)
     if prices.is_empty():
         raise RuntimeError(f"no bars stored for {session}: materialise market_bars for {session} first")
-    plan = plan_session(session, scores.select("symbol", "score"), prices,
-                        clean_returns_history(warehouse, session, strategy.risk.var_lookback), state, policy)
+    plan = plan_session(session, scores.select("symbol", "score") if nothing is None else scores, prices,
+                        clean_returns_history(warehouse, session, strategy.risk.var_lookback), state, policy,
+                        hold_cash=None if nothing is None else nothing.reason)  # no model: the target is cash
     # The target's tables first: if the process dies before the plan is recorded, a re-run
     # plans again and replaces them; once the plan is recorded they are never written again.
     _write_account_table(warehouse, TARGETS, account, session, plan.target.frame)

@@ -106,8 +106,9 @@ def desk_metadata(desk: view.AccountView, backtest: pl.DataFrame | None, backtes
         ("fills recorded", str(desk.fills.height)),
         ("kill switch", switch),
         ("champion", f"{champion_row['version']}: {champion_row['why']}" if champion_row else "none yet"),
-        ("drift", f"{drift['severity']}: {percent(drift['drifted_share'], 0)} of columns drifted"
-         if drift else "no report for this session"),
+        ("drift", "no report for this session" if not drift else drift["reasons"]
+         if drift["drifted_share"] is None  # no model in use: nothing was judged
+         else f"{drift['severity']}: {percent(drift['drifted_share'], 0)} of columns drifted"),
     ]
     metadata: dict = {
         "summary": dg.MetadataValue.table(
@@ -139,7 +140,8 @@ def desk_metadata(desk: view.AccountView, backtest: pl.DataFrame | None, backtes
         "turnover_pct": round(desk.turnover * 100, 3),
         "positions_held": desk.positions.height,
         "champion_rank_ic": _float(drift.get("decay_rank_ic")) if drift else float("nan"),
-        "drift_share_pct": round(float(drift["drifted_share"]) * 100, 2) if drift else float("nan"),
+        "drift_share_pct": (round(float(drift["drifted_share"]) * 100, 2)
+                            if drift and drift["drifted_share"] is not None else float("nan")),
     })
     return metadata
 

@@ -95,7 +95,8 @@ def trained_model(
     description="Scores for session D by a version trained on data that ended before D: the "
     "champion, or for a backfill the newest earlier champion (or point-in-time version) that "
     "qualifies; the version and its training end on every row. Trains a first model (as of the "
-    "session before D) if none exists.",
+    "session before D) if none exists. With TRADING_WITHOUT_SIGNAL=hold_cash and no champion "
+    "with signal, records that nothing is scored, why, and the next step: the plan holds cash.",
     kinds={"mlflow"},
 )
 def predictions(
@@ -107,13 +108,21 @@ def predictions(
 ) -> dg.MaterializeResult:
     session = session_of(context)
     registry = model_store.registry()
-    if registry.champion_version() is None:
+    options = strategy.training_options()
+    if modeling.trains_first_model(registry, options):
         as_of = previous_session(session)
         context.log.info(f"no champion yet: training a first model on bars through {as_of}")
         modeling.train_as_of(warehouse.warehouse, warehouse.ledger, registry, as_of,
                              window=strategy.model.train_window_sessions, horizon=strategy.model.label_horizon,
                              why=f"bootstrap for {session}", rules=strategy.selection_rules(),
-                             backtest=strategy, options=strategy.training_options())
+                             backtest=strategy, options=options)
+    nothing = modeling.nothing_to_score(warehouse.warehouse, registry, options)
+    if nothing is not None:
+        modeling.record_unscored(warehouse.warehouse, session, nothing, broker.venue)
+        context.log.warning(f"{session} not scored: {nothing.reason}. Next: {nothing.next_step}")
+        return dg.MaterializeResult(metadata={
+            "scored": False, "model_version": "none", "rows": 0,
+            "reason": nothing.reason, "next_step": nothing.next_step})
     try:
         choice = modeling.model_for_session(warehouse.warehouse, registry, session)
     except NoQualifyingModel as error:
@@ -126,6 +135,7 @@ def predictions(
     scores = modeling.score_session(warehouse.warehouse, registry, session, choice)
     modeling.write_predictions(warehouse.warehouse, session, scores, broker.venue)
     return dg.MaterializeResult(metadata={
+        "scored": True,
         "model_version": choice.version, "model_training_end": str(choice.training_end),
         "model_choice": choice.reason, "rows": scores.height,
         "top": table(scores.sort("score", descending=True).head(10)),
@@ -149,6 +159,10 @@ def drift_report(
     broker: BrokerResource,  # only its account name: paper and live keep their own reports
 ) -> dg.MaterializeResult:
     session = session_of(context)
+    no_model = drift_service.no_model_in_use(warehouse.warehouse, session, broker.venue)
+    if no_model is not None:  # holding cash: nothing scored, nothing to judge
+        return dg.MaterializeResult(metadata={"severity": "none", "model_version": "none",
+                                              "reasons": no_model})
     html = strategy.reports_path / "drift" / broker.venue / f"drift_{session}.html"
     report = drift_service.drift_for_session(
         warehouse.warehouse, model_store.registry(), session,

@@ -191,7 +191,8 @@ def _performance(context, warehouse, broker, strategy, alerts, session) -> dg.Ma
         "drawdown": round(float(today["drawdown"][0]), 6) if today.height else 0.0,
         "kill_switch": f"ENGAGED: {result.kill_switch_reason}" if result.kill_switch_engaged else "released",
         "monitor_breaches": len(report.breached),
-        "backtest_equity": round(float(report.shadow["equity"][-1]), 2),
+        # none while holding cash for want of a model: nothing to compare with
+        "backtest_equity": round(float(report.shadow["equity"][-1]), 2) if report.shadow.height else float("nan"),
         "equity_vs_backtest": image(chart, "equity against the backtest"),
         "monitor": table(checks_frame(report.checks)),
         "equity_curve": table(curve.tail(30), max_rows=30),
