@@ -268,10 +268,20 @@ def trains_first_model(registry: ModelRegistry, options: TrainingOptions = Train
 
 def nothing_to_score(warehouse: Warehouse, registry: ModelRegistry,
                      options: TrainingOptions = TrainingOptions()) -> NothingToScore | None:
-    """Why the loop holds cash: TRADING_WITHOUT_SIGNAL=hold_cash and no champion (the newest
-    refusal in `model_events` says why); None when a version may score (or the policy trades)."""
-    if options.without_signal != "hold_cash" or registry.champion_version() is not None:
+    """Why the loop holds cash: TRADING_WITHOUT_SIGNAL=hold_cash and no champion worth trading,
+    that is none (the newest refusal in `model_events` says why) or one that failed the signal
+    gate (made champion while the policy was trade); None when a version may score (or the
+    policy trades)."""
+    if options.without_signal != "hold_cash":
         return None
+    champion = registry.champion_version()
+    if champion is not None:
+        if registry.version_tags().get(champion, {}).get(SIGNAL_TAG) != "failed":
+            return None  # passed, or trained before the gate existed: it scores
+        return NothingToScore(
+            f"no champion with signal (champion v{champion} failed the signal gate when trained and "
+            "was made champion under TRADING_WITHOUT_SIGNAL=trade); nothing is scored and the account "
+            "holds cash (TRADING_WITHOUT_SIGNAL=hold_cash)")
     refused = None
     if warehouse.table_exists("model_events"):
         refused = warehouse.query(

@@ -75,8 +75,11 @@ def test_without_a_champion_trade_makes_it_champion_marked_as_failing_the_gate(w
     first = world["first"]
     assert first.became_champion and "traded anyway (TRADING_WITHOUT_SIGNAL=trade)" in first.reason
     assert "no better than noise" in first.reason and "never promoted" in first.reason
-    assert modeling.nothing_to_score(world["with_champion"]["warehouse"], world["with_champion"]["registry"],
-                                     HOLD_CASH) is None  # a champion scores, whatever the policy
+    registry = world["with_champion"]["registry"]
+    assert modeling.nothing_to_score(world["with_champion"]["warehouse"], registry, TRADE) is None
+    # switched to hold_cash, the loop no longer trades a champion that failed the gate
+    nothing = modeling.nothing_to_score(world["with_champion"]["warehouse"], registry, HOLD_CASH)
+    assert nothing is not None and f"champion v{first.version} failed the signal gate" in nothing.reason
 
 
 @pytest.mark.parametrize("policy", ["trade", "hold_cash"])
