@@ -6,10 +6,19 @@ z-scores, market-relative returns) are taken within one session, so they too use
 D. Rows without enough history hold nulls. The factors and their windows are declared once in
 `domain/factors/library.py`; a feature set (`small`: the loop's 15 features, `alpha`: those and
 the Alpha158-style library) picks which are computed.
+
+How, for speed at 3,000 symbols x 20 years: the rows are regrouped by symbol once, so each
+`.over(symbol)` works on contiguous slices (over scattered rows, gathering them costs several
+times the arithmetic), and brought back to session order once; the cross-sectional views are one
+`group_by(session)` over rows already in session order. The values are those of a per-symbol
+evaluation in any row order, bit for bit.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
 import polars as pl
 
 from trading_pipeline.domain.factors import FEATURE_SETS, CrossSectional, FeatureSet, feature_set
@@ -52,14 +61,20 @@ def require_bar_frame(bars: pl.DataFrame) -> pl.DataFrame:
     }
     if wrong:
         raise BarsError(f"bars columns have the wrong types {wrong}: expected {BAR_SCHEMA}")
-    ordered = bars.select(pl.col(name).cast(dtype) for name, dtype in BAR_SCHEMA.items()).sort(
-        "session", "symbol"
-    )
-    # Sorted, a repeated (session, symbol) pair sits on adjacent rows: an O(n) check.
-    repeated = ordered.select(
-        ((pl.col("symbol") == pl.col("symbol").shift(1))
-         & (pl.col("session") == pl.col("session").shift(1))).sum()
+    ordered = bars.select(pl.col(name).cast(dtype) for name, dtype in BAR_SCHEMA.items())
+    # Bars usually come sorted: one O(n) pass tells (a repeated pair, or a null key, counts as
+    # out of order), and only the others pay for the sort.
+    previous_session, previous_symbol = pl.col("session").shift(1), pl.col("symbol").shift(1)
+    same_session = pl.col("session") == previous_session
+    out_of_order = ordered.select(
+        ((pl.col("session") < previous_session) | (same_session & (pl.col("symbol") <= previous_symbol))).sum()
+        + pl.col("session").null_count() + pl.col("symbol").null_count()
     ).item()
+    repeated = 0
+    if out_of_order:
+        ordered = ordered.sort("session", "symbol")
+        # Sorted, a repeated (session, symbol) pair sits on adjacent rows: an O(n) check.
+        repeated = ordered.select((same_session & (pl.col("symbol") == previous_symbol)).sum()).item()
     if repeated:
         raise BarsError(
             f"bars hold {repeated} rows that repeat a (session, symbol) pair: "
@@ -74,26 +89,61 @@ def cross_sectional_rank(column: str) -> pl.Expr:
     Nulls stay null and are not counted; a session with one non-null value ranks it 0.5.
     """
     value = pl.col(column)
-    rank = value.rank(method="average").over("session")
-    count = value.count().over("session")
+    return _percentile_rank(value, value.rank(method="average").over("session"), value.count().over("session"))
+
+
+def _percentile_rank(value: pl.Expr, rank: pl.Expr, count: pl.Expr) -> pl.Expr:
+    return pl.when(value.is_null()).then(None).when(count > 1).then((rank - 1) / (count - 1)).otherwise(0.5)
+
+
+# What each kind of view needs of its source's session: statistic name -> aggregation
+_SESSION_STATISTICS: dict[str, dict[str, Callable[[pl.Expr], pl.Expr]]] = {
+    "rank": {"rank": lambda value: value.rank(method="average"), "count": lambda value: value.count()},
+    "zscore": {"mean": lambda value: value.mean(), "std": lambda value: value.std()},
+    "demean": {"mean": lambda value: value.mean()},
+}
+
+
+def _statistic(source: str, statistic: str) -> str:
+    return f"__{statistic}_{source}"
+
+
+def _session_statistics(features: pl.DataFrame, views: tuple[CrossSectional, ...]) -> pl.DataFrame:
+    """For each row, the statistics of its session the views need, as columns in the rows' order.
+
+    One `group_by(session)` computes them all, each session on its own rows. (Evaluated
+    `.over(session)`, the same statistics cost several times as much, and a mean or std over
+    sorted sessions can come from a running window across sessions, whose rounding differs.)
+    The rows are in session order: each session's group keeps its rows' order, so the exploded
+    lists line up with the frame's rows.
+    """
+    wanted = {(view.source, name): build for view in views
+              for name, build in _SESSION_STATISTICS[view.kind].items()}
+    per_row = [_statistic(source, name) for source, name in wanted if name == "rank"]
+    per_session = [_statistic(source, name) for source, name in wanted if name != "rank"]
+    # Eager: the lazy engine aggregates a mean or std in parts and rounds differently (polars 2.1).
     return (
-        pl.when(value.is_null())
-        .then(None)
-        .when(count > 1)
-        .then((rank - 1) / (count - 1))
-        .otherwise(0.5)
+        features.group_by("session", maintain_order=True)
+        .agg(pl.len().alias("__rows"),
+             *(build(pl.col(source)).alias(_statistic(source, name)) for (source, name), build in wanted.items()))
+        .select(*per_row, *(pl.col(name).repeat_by("__rows") for name in per_session))
+        .explode(pl.all())
     )
 
 
 def _cross_sectional(view: CrossSectional) -> pl.Expr:
-    if view.kind == "rank":
-        return cross_sectional_rank(view.source).alias(view.name)
+    """The view, from its source and the `_session_statistics` columns."""
     value = pl.col(view.source)
-    mean = value.mean().over("session")
+
+    def statistic(name: str) -> pl.Expr:
+        return pl.col(_statistic(view.source, name))
+
+    if view.kind == "rank":
+        return _percentile_rank(value, statistic("rank"), statistic("count")).alias(view.name)
     if view.kind == "demean":
-        return (value - mean).alias(view.name)
-    std = value.std().over("session")
-    return pl.when(std > 0).then((value - mean) / std).otherwise(None).alias(view.name)
+        return (value - statistic("mean")).alias(view.name)
+    std = statistic("std")
+    return pl.when(std > 0).then((value - statistic("mean")) / std).otherwise(None).alias(view.name)
 
 
 def _finite_or_null(name: str) -> pl.Expr:
@@ -101,28 +151,76 @@ def _finite_or_null(name: str) -> pl.Expr:
     return pl.when(value.is_finite()).then(value).otherwise(None).alias(name)
 
 
-def compute_features(bars: pl.DataFrame, feature_set_name: str = DEFAULT_FEATURE_SET) -> pl.DataFrame:
-    """`session, symbol, *feature_columns(feature_set_name)` for every bar, sorted by session
-    then symbol."""
-    chosen: FeatureSet = feature_set(feature_set_name)
-    bars = require_bar_frame(bars)
+def _needed_columns(exprs: list[pl.Expr], available: list[str]) -> list[str]:
+    """The columns of `available` that `exprs` read, in `available`'s order."""
+    read = {name for expr in exprs for name in expr.meta.root_names()}
+    return [name for name in available if name in read]
+
+
+def _symbol_order(bars: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The permutation that regroups the rows by symbol (stable: each symbol's rows keep their
+    session order), its inverse, and the symbols' integer codes in that order."""
+    codes = bars.get_column("symbol").cast(pl.Categorical).to_physical().to_numpy()
+    to_symbol_order = np.argsort(codes, kind="stable")
+    to_session_order = np.empty_like(to_symbol_order)
+    to_session_order[to_symbol_order] = np.arange(len(to_symbol_order))
+    return to_symbol_order, to_session_order, codes[to_symbol_order]
+
+
+def _per_symbol_factors(bars: pl.DataFrame, chosen: FeatureSet) -> dict[str, pl.Series]:
+    """`ret_1` and the factors that look back over earlier rows, in `bars`' order.
+
+    Each symbol's windows see only its own rows: `.over(symbol)`, on rows regrouped by symbol so
+    the groups are contiguous slices. (A rolling window over the whole column, nulled where it
+    spans two symbols, would be cheaper still, but its running sums carry rounding from the rows
+    before it: another symbol's, and that symbol's future.)
+    """
     ret_1 = next(f for f in FEATURE_SETS["small"].factors if f.name == "ret_1")
-    # Rows come sorted by session; `.over(symbol)` keeps that order inside each symbol, so
-    # shifts and rolling windows look back in time only.
+    looking_back = [f for f in chosen.factors if f.lookback > 1 and f.name != "ret_1"]
     scale = pl.col("adj_close") / pl.col("close")
     inputs = [ret_1.build().over(_SYMBOL).alias("ret_1")]
     if chosen.name != "small":  # the small set needs no adjusted range or log volume
         inputs += [(pl.col("high") * scale).alias("adj_high"), (pl.col("low") * scale).alias("adj_low"),
                    pl.col("volume").log1p().alias("log_volume")]
-    per_symbol = [f for f in chosen.factors if f.name != "ret_1"]
-    return (
-        bars.lazy()
-        .with_columns(pl.col("symbol").cast(pl.Categorical).to_physical().alias(_SYMBOL))
+    factors = [f.build().over(_SYMBOL).alias(f.name) for f in looking_back]
+    to_symbol_order, to_session_order, codes = _symbol_order(bars)
+    by_symbol = bars.select(pl.col(_needed_columns([*inputs, *factors], bars.columns)).gather(to_symbol_order))
+    # Eager: the lazy engine's plan for these windows measured 1.7x the CPU (polars 2.1).
+    computed = (
+        by_symbol.with_columns(pl.Series(_SYMBOL, codes).set_sorted())
         .with_columns(inputs)
-        # a factor of one row needs no grouping
-        .with_columns((f.build() if f.lookback == 1 else f.build().over(_SYMBOL)).alias(f.name)
-                      for f in per_symbol)
-        .with_columns(_finite_or_null(f.name) for f in chosen.factors)
+        .with_columns(factors)
+        .select(_finite_or_null(name) for name in ("ret_1", *(f.name for f in looking_back)))
+    )
+    del by_symbol, codes, to_symbol_order
+    # back to session order a column at a time: only one column is held in both orders at once
+    in_bars_order = {}
+    for name in computed.columns:
+        in_bars_order[name] = computed.get_column(name).gather(to_session_order)
+        computed = computed.drop(name)
+    return in_bars_order
+
+
+def compute_features(bars: pl.DataFrame, feature_set_name: str = DEFAULT_FEATURE_SET) -> pl.DataFrame:
+    """`session, symbol, *feature_columns(feature_set_name)` for every bar, sorted by session
+    then symbol."""
+    chosen: FeatureSet = feature_set(feature_set_name)
+    bars = require_bar_frame(bars)
+    looking_back = _per_symbol_factors(bars, chosen)
+    # a factor of one row needs no grouping: computed in place, in session order
+    one_row = [f for f in chosen.factors if f.lookback == 1]
+    features = (
+        bars.lazy()
+        .select("session", "symbol", *(f.build().alias(f.name) for f in one_row))
+        .select("session", "symbol", *(_finite_or_null(f.name) for f in one_row))
+        .collect()
+        .with_columns(**looking_back)
+    )
+    del bars, looking_back
+    if chosen.cross_sectional:
+        features = features.hstack(_session_statistics(features, chosen.cross_sectional))
+    return (
+        features.lazy()
         .with_columns(_cross_sectional(view) for view in chosen.cross_sectional)
         .select("session", "symbol", *chosen.columns)
         .collect()

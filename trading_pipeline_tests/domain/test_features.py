@@ -254,3 +254,110 @@ def test_alpha_factors_by_hand():
 def test_an_unknown_feature_set_names_the_choices():
     with pytest.raises(ValueError, match="small, alpha"):
         compute_features(make_bars(2, 5), "huge")
+
+
+# -- regrouping by symbol changes no value ----------------------------------------------------
+
+from trading_pipeline.domain.features import require_bar_frame  # noqa: E402
+
+
+def _grouped_in_place(bars: pl.DataFrame, feature_set_name: str) -> pl.DataFrame:
+    """Every feature as `compute_features` computed it before it regrouped the rows by symbol:
+    each window `.over(symbol)` and each view `.over(session)` on rows left in session order."""
+    from trading_pipeline.domain.factors import feature_set
+
+    chosen = feature_set(feature_set_name)
+    scale = pl.col("adj_close") / pl.col("close")
+    inputs = [(pl.col("adj_close") / pl.col("adj_close").shift(1) - 1).over("symbol").alias("ret_1"),
+              (pl.col("high") * scale).alias("adj_high"), (pl.col("low") * scale).alias("adj_low"),
+              pl.col("volume").log1p().alias("log_volume")]
+
+    def finite(name: str) -> pl.Expr:
+        return pl.when(pl.col(name).is_finite()).then(pl.col(name)).otherwise(None).alias(name)
+
+    def view(source: str, kind: str) -> pl.Expr:
+        value, mean, std = pl.col(source), pl.col(source).mean(), pl.col(source).std()
+        count, rank = value.count().over("session"), value.rank(method="average").over("session")
+        if kind == "rank":
+            return (pl.when(value.is_null()).then(None).when(count > 1).then((rank - 1) / (count - 1))
+                    .otherwise(0.5))
+        if kind == "demean":
+            return value - mean.over("session")
+        return pl.when(std.over("session") > 0).then(
+            (value - mean.over("session")) / std.over("session")).otherwise(None)
+
+    return (require_bar_frame(bars).lazy()
+            .with_columns(inputs)
+            .with_columns(f.build().over("symbol").alias(f.name) for f in chosen.factors if f.name != "ret_1")
+            .with_columns(finite(f.name) for f in chosen.factors)
+            .with_columns(view(v.source, v.kind).alias(v.name) for v in chosen.cross_sectional)
+            .select("session", "symbol", *chosen.columns)
+            .collect())
+
+
+def _stocknet_bars(folder) -> pl.DataFrame:
+    """StockNet's published rows, null rows kept (prices null inside windows); symbols start on
+    different dates (BABA in 2014, ABBV in 2013)."""
+    frames = [
+        pl.read_csv(path, null_values=["null"]).select(
+            pl.col("Date").str.strptime(pl.Date, "%Y-%m-%d").alias("session"), pl.lit(path.stem).alias("symbol"),
+            *(pl.col(c).cast(pl.Float64).alias(c.lower()) for c in ("Open", "High", "Low", "Close", "Volume")),
+            pl.col("Adj Close").cast(pl.Float64).alias("adj_close"))
+        for path in sorted(folder.glob("*.csv"))
+    ]
+    return pl.concat(frames)
+
+
+def _ragged_bars(seed: int) -> pl.DataFrame:
+    """Random bars with late starts, early ends, missing bars, null prices, zero volumes and
+    prices that repeat (tied ranks), in no particular row order."""
+    rng = np.random.default_rng(seed)
+    bars = make_bars(n_symbols=40, n_sessions=260, seed=seed)
+    sessions = bars["session"].unique().sort()
+    first = dict(zip([f"S{i:03d}" for i in range(40)], rng.integers(0, 150, 40)))
+    position = pl.col("session").rank("dense").cast(pl.Int64) - 1
+    bars = bars.filter(position >= pl.col("symbol").replace_strict(first, return_dtype=pl.Int64),
+                       position < pl.col("symbol").replace_strict(
+                           {s: 260 - int(rng.integers(0, 40)) for s in first}, return_dtype=pl.Int64))
+    bars = bars.filter(pl.Series(rng.random(bars.height) > 0.03))  # missing bars
+    hole = pl.Series(rng.random(bars.height) < 0.01)
+    flat = pl.Series(rng.random(bars.height) < 0.05)
+    bars = bars.with_columns(
+        pl.when(hole).then(None).otherwise(pl.col("adj_close")).alias("adj_close"),
+        pl.when(pl.Series(rng.random(bars.height) < 0.01)).then(None).otherwise(pl.col("high")).alias("high"),
+        pl.when(pl.Series(rng.random(bars.height) < 0.02)).then(0.0).otherwise(pl.col("volume")).alias("volume"),
+        # a flat day repeats the bar's open as its close: equal returns across symbols tie in ranks
+        pl.when(flat).then(pl.col("open")).otherwise(pl.col("close")).alias("close"),
+    )
+    assert sessions.len() == 260 and bars["adj_close"].null_count() > 0
+    return bars.sample(fraction=1.0, shuffle=True, seed=seed)
+
+
+@pytest.mark.parametrize("feature_set_name", ["small", "alpha"])
+def test_regrouping_by_symbol_gives_the_grouped_values_bit_for_bit_on_real_prices(stocknet_dir, feature_set_name):
+    bars = _stocknet_bars(stocknet_dir)
+    assert bars["adj_close"].null_count() > 0 and bars.group_by("symbol").agg(pl.col("session").min())[
+        "session"].n_unique() > 1
+    assert compute_features(bars, feature_set_name).equals(_grouped_in_place(bars, feature_set_name))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("feature_set_name", ["small", "alpha"])
+def test_regrouping_by_symbol_gives_the_grouped_values_bit_for_bit_on_ragged_bars(seed, feature_set_name):
+    bars = _ragged_bars(seed)
+    assert compute_features(bars, feature_set_name).equals(_grouped_in_place(bars, feature_set_name))
+
+
+def test_bars_that_are_already_sorted_and_those_that_are_not_give_one_frame(history):
+    reversed_rows = history.reverse()
+    assert compute_features(reversed_rows).equals(compute_features(history))
+    with pytest.raises(BarsError, match=r"repeat a \(session, symbol\) pair"):
+        compute_features(pl.concat([history, history.tail(1)]).sort("session", "symbol"))
+
+
+def test_no_bars_give_an_empty_frame_with_the_columns_and_types():
+    empty = make_bars(2, 5).clear()
+    for name in ("small", "alpha"):
+        features = compute_features(empty, name)
+        assert features.height == 0
+        assert features.schema == _grouped_in_place(make_bars(2, 5), name).schema
