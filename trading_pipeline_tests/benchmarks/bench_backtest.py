@@ -9,11 +9,16 @@ minutes at 3,000 symbols x 20 years; the backtest needs only valid bars). Scores
 short-term reversal plus a slow momentum (-ret_5 + 0.5 ret_60), so the book turns over every
 few sessions as it would with a model. The strategy is the daily loop's default (top 10,
 252-session VaR window, 2 % no-trade band, 5 % stops). `runner` prints these in its table.
+
+Nothing gets faster by doing less: the loop's result (every daily figure, position, fill and
+note) is digested and compared with the digest recorded for the same market before the loop
+was made faster (`RECORDED_RESULTS`); a different result fails the row's check.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import time
 from datetime import date
@@ -28,6 +33,17 @@ LAST_SESSION = date(2024, 12, 31)
 CONFIG = BacktestConfig()  # the daily loop's defaults (StrategyResource's)
 SESSIONS_PER_YEAR = 252
 TOPK, COST_BPS = 10, 10.0
+# result_digest of run_backtest on backtest_inputs(symbols, years), recorded at 3d954f9 (before
+# the speed work of issue 16). Record again only for a deliberate change of the strategy's
+# decisions, and say so in the commit.
+RECORDED_RESULTS = {
+    (50, 1.0): "d431bc1515db6d51",
+    (300, 0.25): "efdf70dd73f302e4",
+    (500, 1.0): "aed7f8b850676eaf",
+    (3000, 0.5): "4e5385d11e17fb0e",
+    (3000, 1.0): "efdd40e834416335",
+    (3000, 20.0): "ae377e9c7112d5a8",
+}
 
 
 def random_walk_market(symbols: int, sessions: list[date], seed: int = 5) -> pl.DataFrame:
@@ -104,6 +120,16 @@ def same_topk(ours: pl.DataFrame, reference: pl.DataFrame) -> bool:
                for c in ("gross_return", "turnover", "cost", "net_return", "equity"))
 
 
+def result_digest(result) -> str:
+    """The backtest's whole result in 16 hex digits: daily figures, positions and fills as CSV
+    (floats written to the last digit) and the notes."""
+    digest = hashlib.sha256()
+    for frame in (result.daily, result.positions, result.fills):
+        digest.update(frame.write_csv().encode())
+    digest.update("\n".join(result.notes).encode())
+    return digest.hexdigest()[:16]
+
+
 def loop_invariants(result) -> bool:
     """The loop's own books hold: equity is cash plus positions every session, and each fill's
     session is a backtested one."""
@@ -118,9 +144,15 @@ def measure_loop(symbols: int, years: float) -> dict:
     wall, cpu = time.perf_counter(), time.process_time()
     result = run_backtest(scores, bars, CONFIG)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"seconds": wall, "cpu_seconds": cpu, "check": "books hold" if loop_invariants(result) else "FAILED",
-            "detail": f"{result.daily.height} sessions, {result.fills.height} fills, "
-                      f"{wall / result.daily.height * 1000:.1f} ms a session"}
+    digest, recorded = result_digest(result), RECORDED_RESULTS.get((symbols, float(years)))
+    check = ("FAILED: equity is not cash plus positions" if not loop_invariants(result) else
+             f"DIFFERENT result {digest}, recorded {recorded}" if recorded not in (None, digest) else
+             "books hold")
+    sessions = result.daily.height
+    return {"seconds": wall, "cpu_seconds": cpu, "check": check,
+            "detail": f"{sessions} sessions, {result.fills.height} fills, {wall / sessions * 1000:.1f} ms "
+                      f"a session (CPU {cpu / sessions * 1000:.1f} ms), result {digest}"
+                      + (" as recorded" if recorded else "")}
 
 
 def measure_topk(symbols: int, years: float, with_reference: bool = True) -> dict:

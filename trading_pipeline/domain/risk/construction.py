@@ -133,7 +133,8 @@ def build_target(
         notes.append("frozen, no order this session: " + "; ".join(
             f"{s} ({'held, kept' if s in current else 'not held'}): {why}" for s, why in sorted(frozen.items())))
     held_frozen = {s: q for s, q in current.items() if s in frozen}
-    candidates = [s for s in scores if s in price_map and s not in frozen]
+    candidates = (list(scores) if not frozen and scores.keys() <= price_map.keys() else
+                  [s for s in scores if s in price_map and s not in frozen])
     # Each pass below goes over every scored symbol once at most (thousands a session in a
     # backtest), and only the rare cases (no price, a gap) build sets of them.
     if len(candidates) < len(scores):
@@ -254,8 +255,10 @@ def _clean_prices(prices: pl.DataFrame) -> dict[str, float]:
     # finite positive closes; a symbol given twice keeps its last one. In numpy and a dict:
     # polars' filter and unique cost more than the rest of a session's decision at 3,000 symbols
     closes = prices["close"].cast(pl.Float64).to_numpy()  # null -> NaN
-    usable = (np.isfinite(closes) & (closes > 0)).tolist()
-    return {s: c for s, c, ok in zip(prices["symbol"].to_list(), closes.tolist(), usable) if ok}
+    usable = np.isfinite(closes) & (closes > 0)
+    if usable.all():
+        return dict(zip(prices["symbol"].to_list(), closes.tolist()))
+    return {s: c for s, c, ok in zip(prices["symbol"].to_list(), closes.tolist(), usable.tolist()) if ok}
 
 
 def _ideal_weights(scores: dict[str, float], config: ConstructionConfig, notes: list[str]) -> dict[str, float]:
