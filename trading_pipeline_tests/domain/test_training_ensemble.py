@@ -113,3 +113,23 @@ def test_ensemble_round_trips_through_the_registry(ensemble, training_data, tmp_
     client = MlflowClient(tracking_uri=registry.tracking_uri, registry_uri=registry.tracking_uri)
     run = client.get_run(client.get_model_version("ensemble_ranker", version).run_id)
     assert run.data.params["ensemble_seeds"] == str(SEEDS)
+
+
+@pytest.fixture(scope="module")
+def gate_market():
+    bars = make_bars(n_symbols=30, n_sessions=MIN_HISTORY_SESSIONS + 300, seed=8)
+    features = compute_features(bars)
+    first = features["session"].unique().sort()[MIN_HISTORY_SESSIONS]
+    return features.filter(pl.col("session") >= first), forward_return_labels(bars, horizon=5)
+
+
+def test_the_gate_tells_an_ensemble_with_signal_from_a_noise_ensemble(gate_market):
+    features, labels = gate_market
+    real = train_model(features, labels, n_folds=3, seed=1, ensemble_seeds=SEEDS)
+    assert real.signal.passed, real.signal.reason
+    known = labels.filter(pl.col("label").is_not_null())
+    noise_labels = known.with_columns(
+        pl.Series("label", np.random.default_rng(12).permutation(known["label"].to_numpy())))
+    noise = train_model(features, noise_labels, n_folds=3, seed=12, ensemble_seeds=SEEDS)
+    assert not noise.signal.passed, noise.signal.reason
+    assert "no better than noise" in noise.signal.reason
