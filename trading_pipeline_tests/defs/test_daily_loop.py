@@ -29,6 +29,19 @@ def test_every_step_and_check_succeeds(loop):
         assert checks and all(c.passed for c in checks), [(c.check_name, c.metadata) for c in checks if not c.passed]
 
 
+def test_the_six_risk_limits_are_six_blocking_checks_run_in_one_step(loop):
+    from trading_pipeline.defs.checks import TARGET_LIMITS, risk_limit_checks
+
+    result = loop["results"][D3]
+    evaluated = {c.check_name for c in result.get_asset_check_evaluations()
+                 if c.asset_key.to_user_string() == "target_portfolio"}
+    assert evaluated == set(TARGET_LIMITS)
+    assert all(spec.blocking for spec in risk_limit_checks.check_specs)
+    steps = [e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"]
+    assert sum(step.startswith("target_portfolio_") for step in steps) == 0, steps
+    assert steps.count("risk_limits") == 1, steps
+
+
 def test_orders_decided_at_d_fill_on_the_next_session_bars(loop):
     wh = loop["warehouse"]
     orders = wh.query("select * from ledger_orders where session = ? and order_type = 'market'", [D1])
