@@ -102,7 +102,8 @@ def score_year(rows: pl.DataFrame, columns: tuple[str, ...], year: int, train_ye
     scored = test.select("session", "symbol", "forward_return").with_columns(
         pl.Series("prediction", predict_members([m.booster_ for m in models], x, test["session"])),
         pl.Series("baseline_prediction", ridge.predict(x)),
-        pl.Series("control_prediction", predict_members([m.booster_ for m in controls], x, test["session"])))
+        pl.Series("control_prediction", predict_members([m.booster_ for m in controls], x, test["session"])),
+        *(pl.Series(f"member_{k}", m.booster_.predict(x)) for k, m in enumerate(models) if seeds > 1))
     facts = {"year": year, "train_rows": train.height, "train_start": train["session"].min(),
              "seconds": seconds, "leaves": params.get("num_leaves")}
     return scored, facts
@@ -116,6 +117,10 @@ def year_figures(scored: pl.DataFrame) -> dict:
     out = {"test_sessions": scored["session"].n_unique(),
            "t_stat": signal_test(scored, horizon=HORIZON).t_stat,
            "blend_rank_ic": prediction_metrics(blend, "blend_prediction")["rank_ic"]}
+    # an ensemble against its own members alone: does averaging help, or was one seed lucky?
+    members = [c for c in scored.columns if c.startswith("member_")]
+    out["members_rank_ic"] = (sum(prediction_metrics(scored, c)["rank_ic"] for c in members) / len(members)
+                              if members else float("nan"))
     for name, column in (("lgbm", "prediction"), ("ridge", "baseline_prediction"),
                          ("control", "control_prediction")):
         metrics = prediction_metrics(scored, column)
@@ -182,17 +187,19 @@ def nested(bars: pl.DataFrame, label_kind: str, setups: tuple[Setup, ...] = NEST
                           for (name, year), f in facts.items()])
     chosen_rows = []
     for year in TEST_YEARS:
-        for rule, years in (("earlier years", [y for y in CHOICE_YEARS if y < year]), ("year before", [year - 1])):
+        earlier = [y for y in CHOICE_YEARS if y < year]
+        for rule, years in (("earlier years", earlier), ("year before", [year - 1])):
             validation = {s.name: choice_ic(s.name, years) for s in setups}
             best = max(validation, key=validation.get)
-            chosen_rows.append({"rule": rule, "year": year, "chosen": best, "chosen_on": ",".join(map(str, years)),
-                                "validation_rank_ic": validation[best],
+            chosen_rows.append({"rule": rule, "year": year, "chosen": best,
+                                "chosen_on": ",".join(map(str, years)), "validation_rank_ic": validation[best],
                                 **year_figures(scored[best, year]), "seconds": facts[best, year]["seconds"]})
     chosen = pl.DataFrame(chosen_rows)
     with pl.Config(tbl_cols=-1, tbl_rows=-1, tbl_width_chars=250, float_precision=4, fmt_str_lengths=40):
         print("\nevery setup, every year (NOT a fair choice: for reading only)")
         print(every.select("setup", "year", "train_start", "lgbm_rank_ic", "lgbm_ic_ir", "control_rank_ic",
-                           "ridge_rank_ic", "blend_rank_ic", "t_stat", "seconds").sort("setup", "year"))
+                           "ridge_rank_ic", "blend_rank_ic", "members_rank_ic", "t_stat",
+                           "seconds").sort("setup", "year"))
         print("\nnested choice per test year (chosen on earlier years only)")
         print(chosen.select("rule", "year", "chosen", "chosen_on", "validation_rank_ic", "lgbm_rank_ic",
                             "lgbm_ic_ir", "control_rank_ic", "ridge_rank_ic", "t_stat",
@@ -283,16 +290,16 @@ def main() -> None:
                 results.append({"features": feature_set, "n_features": len(columns), "label": label_kind,
                                 "feature_s": round(feature_seconds, 2), **row})
     table = pl.DataFrame(results)
-    shown = ["features", "label", "year", "test_sessions", "lgbm_rank_ic", "lgbm_ic_ir", "ridge_rank_ic",
-             "ridge_ic_ir", "control_rank_ic", "t_stat", "lgbm_hit_rate", "lgbm_top_minus_bottom",
-             "ridge_top_minus_bottom", "seconds"]
+    shown = ["features", "label", "year", "test_sessions", "lgbm_rank_ic", "members_rank_ic", "lgbm_ic_ir",
+             "ridge_rank_ic", "ridge_ic_ir", "control_rank_ic", "t_stat", "lgbm_hit_rate",
+             "lgbm_top_minus_bottom", "ridge_top_minus_bottom", "seconds"]
     with pl.Config(tbl_cols=-1, tbl_rows=-1, tbl_width_chars=250, float_precision=4):
         print(table.select(shown))
         print("\nmean over test years")
         print(table.group_by("features", "label", maintain_order=True).agg(
             pl.col("n_features").first(),
-            pl.col("lgbm_rank_ic", "lgbm_ic_ir", "ridge_rank_ic", "ridge_ic_ir", "control_rank_ic",
-                   "t_stat", "lgbm_hit_rate", "lgbm_top_minus_bottom").mean(),
+            pl.col("lgbm_rank_ic", "members_rank_ic", "lgbm_ic_ir", "ridge_rank_ic", "ridge_ic_ir",
+                   "control_rank_ic", "t_stat", "lgbm_hit_rate", "lgbm_top_minus_bottom").mean(),
             (pl.col("lgbm_rank_ic") > pl.col("control_rank_ic")).sum().alias("years_above_control"),
             pl.col("feature_s").first(), pl.col("seconds").sum().alias("train_s")))
 
