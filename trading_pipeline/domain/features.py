@@ -7,11 +7,12 @@ D. Rows without enough history hold nulls. The factors and their windows are dec
 `domain/factors/library.py`; a feature set (`small`: the loop's 15 features, `alpha`: those and
 the Alpha158-style library) picks which are computed.
 
-How, for speed at 3,000 symbols x 20 years: the rows are regrouped by symbol once, so each
-`.over(symbol)` works on contiguous slices (over scattered rows, gathering them costs several
-times the arithmetic), and brought back to session order once; the cross-sectional views are one
-`group_by(session)` over rows already in session order. The values are those of a per-symbol
-evaluation in any row order, bit for bit.
+How, for speed and memory at 3,000 symbols x 20 years: the rows are regrouped by symbol once,
+so each `.over(symbol)` works on contiguous slices (over scattered rows, gathering them costs
+several times the arithmetic), and the results go back to session order a few columns at a time;
+the cross-sectional views take their session statistics from `group_by(session)` on rows already
+in session order. Windows and ranks equal a per-symbol `.over` in session order bit for bit; a
+z-score or demeaned value may differ in its last bit (rounding of the session's mean and std).
 """
 
 from __future__ import annotations
@@ -108,31 +109,40 @@ def _statistic(source: str, statistic: str) -> str:
     return f"__{statistic}_{source}"
 
 
-def _session_statistics(features: pl.DataFrame, views: tuple[CrossSectional, ...]) -> pl.DataFrame:
-    """For each row, the statistics of its session the views need, as columns in the rows' order.
+# Views computed at once: their statistics are held beside the frame until they are done.
+_VIEW_BATCH = 6
 
-    One `group_by(session)` computes them all, each session on its own rows. (Evaluated
-    `.over(session)`, the same statistics cost several times as much, and a mean or std over
-    sorted sessions can come from a running window across sessions, whose rounding differs.)
-    The rows are in session order: each session's group keeps its rows' order, so the exploded
-    lists line up with the frame's rows.
+
+def _with_cross_sectional(features: pl.DataFrame, views: tuple[CrossSectional, ...]) -> pl.DataFrame:
+    """`features` (in session order) with the views added, a batch of views at a time.
+
+    A `group_by(session)` computes each batch's statistics, each session on its own rows. (Taken
+    `.over(session)`, a mean or std's last bit depends on which expression of the context grouped
+    the rows first, polars 2.1.) Ranks are per row: each group keeps its rows' order, so the
+    exploded lists line up with the frame's rows. Count, mean and std are one row per session,
+    spread to the rows by their session's index. Eager: the lazy engine rounds a mean or std
+    differently (polars 2.1).
     """
-    wanted = {(view.source, name): build for view in views
-              for name, build in _SESSION_STATISTICS[view.kind].items()}
-    per_row = [_statistic(source, name) for source, name in wanted if name == "rank"]
-    per_session = [_statistic(source, name) for source, name in wanted if name != "rank"]
-    # Eager: the lazy engine aggregates a mean or std in parts and rounds differently (polars 2.1).
-    return (
-        features.group_by("session", maintain_order=True)
-        .agg(pl.len().alias("__rows"),
-             *(build(pl.col(source)).alias(_statistic(source, name)) for (source, name), build in wanted.items()))
-        .select(*per_row, *(pl.col(name).repeat_by("__rows") for name in per_session))
-        .explode(pl.all())
-    )
+    session_index = features.get_column("session").rle_id()  # rows are in session order
+    sessions = features.group_by("session", maintain_order=True)
+    for start in range(0, len(views), _VIEW_BATCH):
+        batch = views[start:start + _VIEW_BATCH]
+        wanted = {(view.source, name): build for view in batch
+                  for name, build in _SESSION_STATISTICS[view.kind].items()}
+        statistics = sessions.agg(build(pl.col(source)).alias(_statistic(source, name))
+                                  for (source, name), build in wanted.items())
+        inputs = [statistics.get_column(_statistic(source, name)).explode() if name == "rank"
+                  else statistics.get_column(_statistic(source, name)).gather(session_index)
+                  for source, name in wanted]
+        del statistics
+        sources = sorted({view.source for view in batch})
+        features = features.with_columns(
+            features.select(sources).with_columns(inputs).select(_cross_sectional(view) for view in batch))
+    return features
 
 
 def _cross_sectional(view: CrossSectional) -> pl.Expr:
-    """The view, from its source and the `_session_statistics` columns."""
+    """The view, from its source and its session's statistics (`_with_cross_sectional`)."""
     value = pl.col(view.source)
 
     def statistic(name: str) -> pl.Expr:
@@ -151,6 +161,10 @@ def _finite_or_null(name: str) -> pl.Expr:
     return pl.when(value.is_finite()).then(value).otherwise(None).alias(name)
 
 
+def _finite_or_null_series(values: pl.Series) -> pl.Series:
+    return values.to_frame().select(_finite_or_null(values.name)).to_series()
+
+
 def _needed_columns(exprs: list[pl.Expr], available: list[str]) -> list[str]:
     """The columns of `available` that `exprs` read, in `available`'s order."""
     read = {name for expr in exprs for name in expr.meta.root_names()}
@@ -165,6 +179,12 @@ def _symbol_order(bars: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarra
     to_session_order = np.empty_like(to_symbol_order)
     to_session_order[to_symbol_order] = np.arange(len(to_symbol_order))
     return to_symbol_order, to_session_order, codes[to_symbol_order]
+
+
+# Factors computed at once in symbol order: each is held there, then in session order, so a
+# batch bounds the memory the reordering adds (the alpha set's 100 columns at once would double
+# its output's 12 GB at 3,000 symbols x 20 years).
+_BATCH = 12
 
 
 def _per_symbol_factors(bars: pl.DataFrame, chosen: FeatureSet) -> dict[str, pl.Series]:
@@ -184,20 +204,20 @@ def _per_symbol_factors(bars: pl.DataFrame, chosen: FeatureSet) -> dict[str, pl.
                    pl.col("volume").log1p().alias("log_volume")]
     factors = [f.build().over(_SYMBOL).alias(f.name) for f in looking_back]
     to_symbol_order, to_session_order, codes = _symbol_order(bars)
-    by_symbol = bars.select(pl.col(_needed_columns([*inputs, *factors], bars.columns)).gather(to_symbol_order))
-    # Eager: the lazy engine's plan for these windows measured 1.7x the CPU (polars 2.1).
-    computed = (
-        by_symbol.with_columns(pl.Series(_SYMBOL, codes).set_sorted())
+    needed = _needed_columns([*inputs, *factors], bars.columns)
+    # Eager throughout: the lazy engine's plan for these windows took 1.7x the CPU (polars 2.1).
+    by_symbol = (
+        bars.select(pl.col(needed).gather(to_symbol_order))
+        .with_columns(pl.Series(_SYMBOL, codes).set_sorted())
         .with_columns(inputs)
-        .with_columns(factors)
-        .select(_finite_or_null(name) for name in ("ret_1", *(f.name for f in looking_back)))
     )
-    del by_symbol, codes, to_symbol_order
-    # back to session order a column at a time: only one column is held in both orders at once
-    in_bars_order = {}
-    for name in computed.columns:
-        in_bars_order[name] = computed.get_column(name).gather(to_session_order)
-        computed = computed.drop(name)
+    del codes, to_symbol_order
+    in_bars_order = {"ret_1": _finite_or_null_series(by_symbol.get_column("ret_1").gather(to_session_order))}
+    for start in range(0, len(factors), _BATCH):
+        batch = by_symbol.select(factors[start:start + _BATCH])
+        for name in batch.columns:  # one column at a time, so only one is held in both orders
+            in_bars_order[name] = _finite_or_null_series(batch.get_column(name).gather(to_session_order))
+            batch = batch.drop(name)
     return in_bars_order
 
 
@@ -218,10 +238,5 @@ def compute_features(bars: pl.DataFrame, feature_set_name: str = DEFAULT_FEATURE
     )
     del bars, looking_back
     if chosen.cross_sectional:
-        features = features.hstack(_session_statistics(features, chosen.cross_sectional))
-    return (
-        features.lazy()
-        .with_columns(_cross_sectional(view) for view in chosen.cross_sectional)
-        .select("session", "symbol", *chosen.columns)
-        .collect()
-    )
+        features = _with_cross_sectional(features, chosen.cross_sectional)
+    return features.select("session", "symbol", *chosen.columns)
