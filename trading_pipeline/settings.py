@@ -176,12 +176,16 @@ class ModelSettings(SettingsGroup):
         "Empty: equal weights."))
     tune_lgbm: bool = Field(default=False, description=(
         "Choose LightGBM's parameters among a few candidates on the training folds only (slower)."))
+    ensemble_seeds: int = Field(default=1, ge=1, le=20, description=(
+        "Each LightGBM (folds, control, final) is the mean within-session rank of this many "
+        "models that differ only in seed; 1: a single model. Costs that many times the fits."))
     signal_min_t_stat: float = Field(default=2.0, ge=0, description=(
         "Signal gate: a version becomes champion (and is promoted) only if its out-of-sample daily "
         "rank IC beats a shuffled-label control with at least this t-statistic (Newey-West)."))
     without_signal: str = Field(default="trade", pattern="^(trade|hold_cash)$", description=(
         "With no champion, a first version that fails the gate: trade (champion anyway, marked, "
-        "never promoted) | hold_cash (no champion: nothing is scored or bought)."))
+        "never promoted) | hold_cash (no champion, nor a champion that failed the gate, is "
+        "traded: nothing is scored or bought, and what the account holds is sold)."))
     retrain_after_rollback: bool = Field(default=False, description=(
         "After a drift rollback, also request a training run (the new version must still beat "
         "the champion)."))
@@ -199,7 +203,7 @@ class ModelSettings(SettingsGroup):
         return TrainingOptions(
             feature_set=self.feature_set, label_kind=self.label_kind, window_years=self.train_window_years,
             sample_weight_halflife=self.sample_weight_halflife, tune=self.tune_lgbm,
-            signal=SignalRules(min_t_stat=self.signal_min_t_stat), without_signal=self.without_signal)
+            ensemble_seeds=self.ensemble_seeds, signal=SignalRules(min_t_stat=self.signal_min_t_stat), without_signal=self.without_signal)
 
 
 # --- portfolio construction ------------------------------------------------------------------------
