@@ -26,7 +26,7 @@ from trading_pipeline_tests.brokers.fakes.alpaca import FakeAlpaca, FakeAlpacaSe
 from trading_pipeline_tests.conftest import PROJECT_ROOT, daily_sessions
 
 KEY, SECRET = "FAKE-LIVE-KEY-ID", "FAKE-LIVE-SECRET"
-SESSIONS = sessions_between(date(2024, 4, 1), date(2024, 4, 30))[:10]
+SESSIONS = sessions_between(date(2024, 4, 1), date(2024, 4, 30))[:6]  # paper 3, live 6, paper 3
 PAPER, LIVE = "simulator", "alpaca-live"
 # Every table a session writes, with the column naming its account.
 ACCOUNT_TABLES = {
@@ -56,7 +56,7 @@ def side_by_side(tmp_path_factory):
         for name, value in {"APCA_API_KEY_ID": KEY, "APCA_API_SECRET_KEY": SECRET,
                             "APCA_API_BASE_URL": server.url}.items():
             env.setenv(name, value)
-        with daily_sessions(home, SESSIONS[:5]) as paper:
+        with daily_sessions(home, SESSIONS[:3]) as paper:
             assert all(result.success for result in paper.results.values())
             warehouse = Warehouse(paper.settings.resolved_warehouse_path)
             # the same settings but the environment: one home, one warehouse (dry-run stays on)
@@ -70,7 +70,7 @@ def side_by_side(tmp_path_factory):
             paper_after_live = _rows_of(warehouse, PAPER)
             live_before_paper = _rows_of(warehouse, LIVE)
             paper_results = [paper.job.execute_in_process(partition_key=s.isoformat(), instance=paper.instance)
-                             for s in SESSIONS[5:]]
+                             for s in SESSIONS[3:]]
             yield {"warehouse": warehouse, "live_results": live_results,
                    "paper_results": [*paper.results.values(), *paper_results],
                    "paper_before_live": paper_before_live, "paper_after_live": paper_after_live,
