@@ -27,7 +27,7 @@ import polars as pl
 
 from trading_pipeline.domain.calendar import next_session, sessions_between
 from trading_pipeline.domain.features import FEATURE_COLUMNS
-from trading_pipeline.domain.model.signal import SignalRules, SignalVerdict, signal_test
+from trading_pipeline.domain.model.signal import SignalRules, SignalVerdict, control_column, signal_test
 from trading_pipeline.domain.model.validation import (
     Fold,
     daily_information_coefficients,
@@ -72,6 +72,7 @@ PARAM_GRID: tuple[dict[str, Any], ...] = (
     {"num_leaves": 15, "max_depth": 4, "min_child_samples": 1000, "n_estimators": 300,
      "learning_rate": 0.02, "colsample_bytree": 0.3, "reg_lambda": 50.0},
 )
+CONTROL_SHUFFLE_STRIDE = 104_729  # between controls' shuffle seeds: far from the folds' 7919 steps
 INNER_VALIDATION_SHARE = 0.25  # of a fold's training sessions, held out to choose parameters
 
 
@@ -335,7 +336,7 @@ def choose_params(rows: pl.DataFrame, columns: Sequence[str], base: Mapping[str,
 
 def _fold_rows(
     folds: Sequence[Fold], rows: pl.DataFrame, columns: Sequence[str], params: Mapping[str, Any],
-    *, grid: Sequence[Mapping[str, Any]] | None, gap: int, halflife: int | None, control: bool,
+    *, grid: Sequence[Mapping[str, Any]] | None, gap: int, halflife: int | None, controls: int,
     seed: int, members: int = 1,
 ) -> tuple[pl.DataFrame, list[dict[str, Any]], list[dict[str, Any]]]:
     predictions, windows, chosen = [], [], []
@@ -352,14 +353,18 @@ def _fold_rows(
                                                     valid["session"]), pl.Float64),
             pl.Series("baseline_prediction", baseline.predict(x_valid), pl.Float64),
         )
-        if control:
-            noise = train.with_columns(shuffle_within_sessions(train, seed + 7919 * (fold.index + 1)))
-            # the control is built exactly as the model is: an ensemble of as many members
-            controls = _fit_members(noise, columns, fold_params, members, label="shuffled_label",
-                                    halflife=halflife)
+        for k in range(controls):
+            # control k: its own shuffle and its own LightGBM seeds (k * members on, as ensemble
+            # members are seeded), so no two controls share a draw; control 0 is the one used alone
+            noise = train.with_columns(shuffle_within_sessions(train, seed + 7919 * (fold.index + 1)
+                                                               + CONTROL_SHUFFLE_STRIDE * k))
+            # each control is built exactly as the model is: an ensemble of as many members
+            fitted = _fit_members(noise, columns, {**fold_params, "random_state": int(
+                fold_params.get("random_state") or 0) + k * members}, members,
+                label="shuffled_label", halflife=halflife)
             scored = scored.with_columns(pl.Series(
-                "control_prediction",
-                predict_members([m.booster_ for m in controls], x_valid, valid["session"]), pl.Float64))
+                control_column(k),
+                predict_members([m.booster_ for m in fitted], x_valid, valid["session"]), pl.Float64))
         predictions.append(scored)
         windows.append({
             "fold": fold.index,
@@ -371,6 +376,12 @@ def _fold_rows(
             "validation_rows": valid.height,
         })
     return pl.concat(predictions), windows, chosen
+
+
+def _mean_control_metrics(oos: pl.DataFrame, controls: int) -> dict[str, float]:
+    """Each metric averaged over the controls (one control: its own metrics)."""
+    each = [prediction_metrics(oos, control_column(k)) for k in range(controls)]
+    return {name: float(np.mean([m[name] for m in each])) for name in each[0]}
 
 
 def _fold_metrics(oos: pl.DataFrame, windows: list[dict[str, Any]]) -> pl.DataFrame:
@@ -421,7 +432,8 @@ def train_model(
     grid = list(param_grid) if param_grid else None
     gap = horizon + embargo
     oos, windows, fold_params = _fold_rows(folds, rows, columns, merged, grid=grid, gap=gap,
-                                           halflife=sample_weight_halflife, control=control, seed=seed,
+                                           halflife=sample_weight_halflife,
+                                           controls=signal_rules.controls if control else 0, seed=seed,
                                            members=ensemble_seeds)
     final_params = choose_params(rows, columns, merged, grid, gap, sample_weight_halflife) if grid else merged
     models, baseline = _fit_pair(rows, columns, final_params, sample_weight_halflife, ensemble_seeds)
@@ -452,7 +464,7 @@ def train_model(
         seed=seed,
         min_train_sessions=min_train,
         labels_end=labels_end_session(sessions[-1], horizon),
-        control_metrics=prediction_metrics(oos, "control_prediction") if control else None,
+        control_metrics=_mean_control_metrics(oos, signal_rules.controls) if control else None,
         signal=signal_test(oos, horizon=horizon, rules=signal_rules) if control else None,
         sample_weight_halflife=sample_weight_halflife,
         fold_params=tuple(fold_params),
