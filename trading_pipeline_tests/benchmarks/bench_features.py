@@ -97,9 +97,11 @@ def _measure(kind: str, symbols: int, sessions: int, feature_set: str, queue) ->
 
 
 def measure_in_fresh_process(kind: str, symbols: int, sessions: int, feature_set: str = "small") -> dict:
-    queue = multiprocessing.get_context("fork").Queue()
-    process = multiprocessing.get_context("fork").Process(
-        target=_measure, args=(kind, symbols, sessions, feature_set, queue))
+    # spawn, not fork: a fork of a process whose polars thread pool is running can hang (it did
+    # under pytest), and a fresh interpreter's peak is its own
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_measure, args=(kind, symbols, sessions, feature_set, queue))
     process.start()
     result = queue.get()
     process.join()
