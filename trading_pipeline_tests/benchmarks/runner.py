@@ -70,6 +70,9 @@ PARTS = [
     Part("features", "bench_features", "measure",
          {"smoke": {"symbols": 50, "years": 1}, "medium": {"symbols": 500, "years": 20},
           "full": {"symbols": 3000, "years": 20}}, {"full": 10.0}, "{symbols} sym x {years} y"),
+    Part("training", "bench_training", "measure",
+         {"smoke": {"symbols": 50, "years": 1}, "medium": {"symbols": 500, "years": 5},
+          "full": {"symbols": 3000, "years": 20}}, {"full": 300.0}, "{symbols} sym x {years} y"),
 ]
 SIZES = ("smoke", "medium", "full")
 
