@@ -42,6 +42,7 @@ HEAVY_FIRST = (
     "defs/test_adoption_job.py",
     "services/test_adoption.py",
     "services/test_market_data_daily_job.py",
+    "defs/test_hold_cash.py",
 )
 
 
