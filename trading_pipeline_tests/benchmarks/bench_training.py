@@ -32,8 +32,9 @@ from collections import defaultdict
 import polars as pl
 
 SESSIONS_PER_YEAR = 252
-# "large" (2.5 M rows) compares memory before and after a change where "full" would not fit
-SIZES = {"smoke": (50, 1), "medium": (500, 5), "large": (1000, 10), "full": (3000, 20)}
+# "large" (2.5 M rows) compares memory before and after a change where "full" would not fit;
+# "window": the daily loop's trained_model step at 3,000 symbols (default window, 500 sessions)
+SIZES = {"smoke": (50, 1), "medium": (500, 5), "large": (1000, 10), "window": (3000, 2), "full": (3000, 20)}
 LOW_MEMORY_MB = 700  # the watchdog stops a child when the machine has less than this available
 
 
