@@ -189,6 +189,10 @@ class ModelSettings(SettingsGroup):
     retrain_after_rollback: bool = Field(default=False, description=(
         "After a drift rollback, also request a training run (the new version must still beat "
         "the champion)."))
+    signal_controls: int = Field(default=1, ge=1, le=20, description=(
+        "Signal gate: shuffled-label controls per version, each its own shuffle and seeds; the "
+        "model faces their mean, and from 2 on the t-statistic's error is at least what their "
+        "spread says. Each is one more LightGBM fit per fold."))
 
     def selection_rules(self):
         from trading_pipeline.domain.model import SelectionRules
@@ -203,7 +207,8 @@ class ModelSettings(SettingsGroup):
         return TrainingOptions(
             feature_set=self.feature_set, label_kind=self.label_kind, window_years=self.train_window_years,
             sample_weight_halflife=self.sample_weight_halflife, tune=self.tune_lgbm,
-            ensemble_seeds=self.ensemble_seeds, signal=SignalRules(min_t_stat=self.signal_min_t_stat), without_signal=self.without_signal)
+            ensemble_seeds=self.ensemble_seeds, signal=SignalRules(
+                min_t_stat=self.signal_min_t_stat, controls=self.signal_controls), without_signal=self.without_signal)
 
 
 # --- portfolio construction ------------------------------------------------------------------------

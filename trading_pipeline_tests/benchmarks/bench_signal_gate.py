@@ -15,6 +15,7 @@ statistic. Candidates, each passing at t >= 2.0:
   k{K} cbb      the mean of K controls; standard error from a circular block bootstrap (blocks of 20)
   zero auto     the model's rank IC against zero (no control), lags from the data
   k5 auto&zero  both k5 auto and zero auto
+  k5 spread&zero both k5 spread and zero auto
 
 Noise (the false-accept rate, to keep at or under 5 %):
   - the noise market (`noise_market.noise_bars`: i.i.d. returns, nothing to find), one market per
@@ -25,6 +26,8 @@ Noise (the false-accept rate, to keep at or under 5 %):
   Single-control rules are read once per control (seeds x controls verdicts).
 Real (`--real`): StockNet, each test year 2015-2017 scored by models trained on the years
 before it (as `bench_real_signal`): alpha features, 3 years, tuned; and the small set, 2 years.
+`--loop`: the gate as the loop applies it, `train_model` (4 folds, tuned) on StockNet's 3 years
+(alpha features) to the end of 2015 and of 2016.
 Prints tables; nothing is asserted.
 """
 
@@ -93,6 +96,16 @@ def auto_t(values: np.ndarray) -> float:
     return newey_west_t_stat(values, bartlett_bandwidth_lags(values, HORIZON))
 
 
+def spread_t(ic: np.ndarray, controls: list[np.ndarray], lags: int) -> float:
+    """Model minus the controls' mean over the larger of two standard errors: Newey-West's, and
+    the one the controls' own spread says (each control's mean IC is one draw of what a noise
+    model scores over these sessions, its chance tilt included)."""
+    difference = ic - np.mean(controls, axis=0)
+    nw_error = abs(difference.mean() / newey_west_t_stat(difference, lags))
+    spread_error = np.std([c.mean() for c in controls], ddof=1) * np.sqrt(1 + 1 / len(controls))
+    return float(difference.mean() / max(nw_error, spread_error))
+
+
 def candidates(daily: pl.DataFrame, controls: int) -> list[tuple[str, int | None, float]]:
     """(rule, control read alone or None, t) for every rule on one daily series frame."""
     ic = daily["rank_ic"].to_numpy()
@@ -107,10 +120,12 @@ def candidates(daily: pl.DataFrame, controls: int) -> list[tuple[str, int | None
         out.append((f"k{count} nw20", None, newey_west_t_stat(difference, 20)))
         out.append((f"k{count} auto", None, auto_t(difference)))
         out.append((f"k{count} cbb", None, circular_block_bootstrap_t(difference)))
+        out.append((f"k{count} spread", None, spread_t(ic, each[:count], HORIZON)))
     zero = auto_t(ic)
     out.append(("zero auto", None, zero))
     if controls >= 5:
         out.append(("k5 auto&zero", None, min(zero, auto_t(ic - np.mean(each[:5], axis=0)))))
+        out.append(("k5 spread&zero", None, min(zero, spread_t(ic, each[:5], HORIZON))))
     return out
 
 
@@ -154,9 +169,36 @@ def real_year(rows: pl.DataFrame, columns: tuple[str, ...], year: int, train_yea
     return daily_signal_series(scored)
 
 
-def false_accepts(name: str, runs: Callable[[int], pl.DataFrame], seeds: int, controls: int) -> pl.DataFrame:
+def loop_window(rows: pl.DataFrame, columns: tuple[str, ...], end_year: int, controls: int) -> pl.DataFrame:
+    """What the loop's gate sees: `train_model` (4 folds, tuned) on the 3 years to `end_year`'s end."""
+    window = rows.filter(pl.col("session").is_between(date(end_year - 2, 1, 1), date(end_year, 12, 31)))
+    result = train_model(window.select("session", "symbol", *columns),
+                         window.select("session", "symbol", "forward_return", "label"), feature_columns=columns,
+                         param_grid=PARAM_GRID, signal_rules=SignalRules(controls=controls))
+    return daily_signal_series(result.oos_predictions)
+
+
+def loop_power(bars: pl.DataFrame, controls: int) -> pl.DataFrame:
+    rows, columns = feature_rows(bars, "alpha", "rank")
     records = []
-    for seed in range(seeds):
+    for end_year in (2015, 2016):
+        start = time.process_time()
+        daily = loop_window(rows, columns, end_year, controls)
+        for rule, control, t in candidates(daily, controls):
+            records.append({"window_end": end_year, "rule": rule, "t": t, "rank_ic": daily["rank_ic"].mean(),
+                            "control_ic": daily[f"control_{control}"].mean() if control is not None
+                            else daily["control"].mean(), "sessions": daily.height})
+        print(f"  loop window to {end_year}: {time.process_time() - start:.1f} s CPU", flush=True)
+    return pl.DataFrame(records).group_by("window_end", "rule", maintain_order=True).agg(
+        pl.col("sessions", "rank_ic").first(), pl.col("control_ic").mean(), pl.col("t").mean().alias("mean_t"),
+        pl.col("t").min().alias("min_t"), pl.col("t").max().alias("max_t"),
+        (pl.col("t") >= MIN_T).mean().alias("pass_rate"))
+
+
+def false_accepts(name: str, runs: Callable[[int], pl.DataFrame], seeds: range, controls: int,
+                  records_to: Path | None = None) -> pl.DataFrame:
+    records = []
+    for seed in seeds:
         start = time.process_time()
         daily = runs(seed)
         for rule, control, t in candidates(daily, controls):
@@ -164,6 +206,12 @@ def false_accepts(name: str, runs: Callable[[int], pl.DataFrame], seeds: int, co
         print(f"  {name} seed {seed}: {daily.height} sessions, model IC {daily['rank_ic'].mean():.4f}, "
               f"controls {daily['control'].mean():.4f}, {time.process_time() - start:.1f} s CPU", flush=True)
     table = pl.DataFrame(records)
+    if records_to is not None:  # every verdict, to pool runs split over seeds
+        table.write_csv(records_to)
+    return summarise_false_accepts(table)
+
+
+def summarise_false_accepts(table: pl.DataFrame) -> pl.DataFrame:
     return table.group_by("market", "rule", maintain_order=True).agg(
         pl.len().alias("verdicts"), (pl.col("t") >= MIN_T).sum().alias("accepted"),
         (pl.col("t") >= MIN_T).mean().alias("false_accept_rate"),
@@ -197,12 +245,26 @@ def main() -> None:
     parser.add_argument("--controls", type=int, default=5)
     parser.add_argument("--noise-seeds", type=int, default=24)
     parser.add_argument("--stocknet-noise-seeds", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=0, help="noise seeds start here")
+    parser.add_argument("--records", type=Path, help="write every noise verdict to CSV files with this prefix")
+    parser.add_argument("--pool", type=Path, nargs="*", help="summarise verdict CSVs written by --records, then stop")
     parser.add_argument("--real", action="store_true", help="power on StockNet's test years")
+    parser.add_argument("--loop", action="store_true",
+                        help="the loop's gate on StockNet: train_model on 3 years (alpha, tuned) to 2015 and 2016")
     args = parser.parse_args()
+    if args.pool:
+        with pl.Config(tbl_rows=-1, tbl_width_chars=200, float_precision=3):
+            print(summarise_false_accepts(pl.concat([pl.read_csv(p) for p in args.pool])))
+        return
     tables = []
+
+    def records(market: str) -> Path | None:
+        return args.records and args.records.with_name(f"{args.records.name}{market}-{args.first_seed}.csv")
+
     if args.noise_seeds:
         tables.append(("false accepts, noise market", false_accepts(
-            "noise market", lambda seed: noise_market_run(seed, args.controls), args.noise_seeds, args.controls)))
+            "noise market", lambda seed: noise_market_run(seed, args.controls),
+            range(args.first_seed, args.first_seed + args.noise_seeds), args.controls, records("noise"))))
     stocknet = args.data.is_dir()
     if not stocknet:
         print(f"StockNet parts skipped: the price folder {args.data} is absent (give it with --data)")
@@ -211,10 +273,14 @@ def main() -> None:
         rows, columns = feature_rows(bars, "small", "rank")
         tables.append(("false accepts, StockNet with shuffled labels", false_accepts(
             "stocknet shuffled", lambda seed: stocknet_noise_run(rows, columns, seed, args.controls),
-            args.stocknet_noise_seeds, args.controls)))
+            range(args.first_seed, args.first_seed + args.stocknet_noise_seeds), args.controls,
+            records("stocknet"))))
     if stocknet and args.real:
         tables.append(("power on StockNet (single-control rules: mean, min, max and pass rate over "
                        "each control alone)", real_power(load_stocknet(args.data), args.controls)))
+    if stocknet and args.loop:
+        tables.append(("the loop's gate on StockNet, alpha 3 years tuned (single-control rules over each "
+                       "control alone)", loop_power(load_stocknet(args.data), args.controls)))
     with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, float_precision=3):
         for title, table in tables:
             print(f"\n{title}")

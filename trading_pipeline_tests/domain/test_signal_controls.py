@@ -12,7 +12,10 @@ from trading_pipeline.domain.model.signal import (
     SignalRules,
     control_column,
     control_columns,
+    controls_spread_error,
     daily_signal_series,
+    newey_west_error,
+    newey_west_t_stat,
     signal_test,
 )
 from trading_pipeline.domain.model.training import train_model
@@ -69,6 +72,25 @@ def test_one_controls_persistent_tilt_no_longer_decides_alone():
     assert against_five.t_stat > against_one.t_stat
 
 
+def test_a_tilt_lasting_the_whole_window_is_judged_by_the_controls_spread():
+    # A noise model whose chance tilt paid all window long, and controls whose own tilts went
+    # either way: a few Newey-West lags see a steady edge; the controls' spread says any model
+    # that learnt nothing scores this much here.
+    lean = 0.04
+    oos = scored_sessions([np.full(SESSIONS, t) for t in (lean, -lean, lean, -lean, 0.0)], model_skill=lean, seed=5)
+    daily = daily_signal_series(oos)
+    assert newey_west_t_stat((daily["rank_ic"] - daily["control"]).to_numpy(), 5) > 2  # fooled alone
+    verdict = signal_test(oos)
+    assert not verdict.passed and verdict.t_stat < 1.5, verdict.reason
+    # the same model against controls that agree with each other: the spread adds nothing
+    steady = scored_sessions([np.zeros(SESSIONS)] * 5, model_skill=lean, seed=5)
+    daily = daily_signal_series(steady)
+    spread = controls_spread_error([daily[f"control_{k}"].mean() for k in range(5)])
+    assert spread < newey_west_error((daily["rank_ic"] - daily["control"]).to_numpy(), 5)
+    assert signal_test(steady).t_stat == pytest.approx(
+        newey_west_t_stat((daily["rank_ic"] - daily["control"]).to_numpy(), 5))
+
+
 def test_controls_must_be_a_whole_number_of_at_least_one():
     for bad in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match="shuffled-label controls"):
@@ -102,7 +124,8 @@ def test_each_control_is_its_own_draw_and_the_first_is_unchanged(market):
         assert not np.allclose(three.oos_predictions[columns[a]].to_numpy(), three.oos_predictions[columns[b]].to_numpy())
     each = [daily_information_coefficients(three.oos_predictions, c)["rank_ic"].mean() for c in columns]
     assert three.signal.control_rank_ic == pytest.approx(np.mean(each), abs=1e-3)
-    assert three.signal.passed, three.signal.reason  # the planted signal still passes
+    assert three.signal.rank_ic > three.signal.control_rank_ic
+    assert one.signal.passed, one.signal.reason  # the planted signal passes the default gate
 
 
 @pytest.mark.parametrize("seed", [3, 4])
@@ -118,3 +141,18 @@ def test_a_noise_model_is_still_refused_against_several_controls(seed):
                          signal_rules=SignalRules(controls=3))
     assert not result.signal.passed, result.signal.reason
     assert "no better than noise" in result.signal.reason and "mean of 3" in result.signal.reason
+
+
+def test_one_control_keeps_the_gate_as_it_was():
+    oos = scored_sessions([persistent_tilt()], model_skill=0.03, seed=7)
+    daily = daily_signal_series(oos)
+    assert SignalRules().controls == 1
+    assert signal_test(oos).t_stat == pytest.approx(
+        newey_west_t_stat((daily["rank_ic"] - daily["control_0"]).to_numpy(), 5))
+
+
+def test_the_setting_reaches_the_gate():
+    from trading_pipeline.settings import TradingSettings
+
+    assert TradingSettings(_env_file=None, signal_controls=5).model.training_options().signal == SignalRules(controls=5)
+    assert TradingSettings(_env_file=None).model.training_options().signal.controls == 1

@@ -6,6 +6,10 @@ no link between features and target). The gate looks at the daily difference, mo
 control. Forward returns over `horizon` sessions overlap, so neighbouring daily ICs are
 correlated; the t-statistic uses a Newey-West standard error with `horizon` lags, which a
 plain t-test would understate. A model passes when that t-statistic reaches `min_t_stat`.
+With several controls (`SignalRules.controls`, each its own shuffle and seeds) the model faces
+their mean, and the standard error is at least what the controls' spread says: on real prices
+a model that learnt nothing can lean on a factor for months, which a few lags do not see, and
+one control's own lean then decides the verdict alone (measured in bench_signal_gate).
 """
 
 from __future__ import annotations
@@ -53,9 +57,9 @@ class SignalVerdict:
                 "signal_t_stat": self.t_stat, "signal_min_t_stat": self.min_t_stat}
 
 
-def newey_west_t_stat(values: np.ndarray, lags: int) -> float:
-    """Mean over its Newey-West (Bartlett kernel) standard error; NaN under 2 values or when
-    the series does not vary."""
+def newey_west_error(values: np.ndarray, lags: int) -> float:
+    """The standard error of the mean with a Newey-West (Bartlett kernel) long-run variance;
+    NaN under 2 values or when the series does not vary."""
     values = np.asarray(values, dtype=np.float64)
     n = values.size
     if n < 2:
@@ -67,7 +71,26 @@ def newey_west_t_stat(values: np.ndarray, lags: int) -> float:
         variance += 2 * weight * (centred[lag:] @ centred[:-lag]) / n
     if not variance > 0:
         return math.nan
-    return float(values.mean() / math.sqrt(variance / n))
+    return math.sqrt(variance / n)
+
+
+def newey_west_t_stat(values: np.ndarray, lags: int) -> float:
+    """Mean over its Newey-West (Bartlett kernel) standard error; NaN under 2 values or when
+    the series does not vary."""
+    values = np.asarray(values, dtype=np.float64)
+    error = newey_west_error(values, lags)
+    return float(values.mean() / error) if math.isfinite(error) else math.nan
+
+
+def controls_spread_error(control_means: Sequence[float]) -> float:
+    """What the controls' own spread says the standard error of (model - their mean) is under
+    no signal: each control's mean rank IC is one draw of what a model that learnt nothing
+    scores on these sessions, chance factor tilts included, and the model would be one more
+    draw: sd(control means) * sqrt(1 + 1/K). NaN under 2 controls."""
+    means = np.asarray(control_means, dtype=np.float64)
+    if means.size < 2:
+        return math.nan
+    return float(np.std(means, ddof=1) * math.sqrt(1 + 1 / means.size))
 
 
 def bartlett_bandwidth_lags(values: np.ndarray, minimum: int = 0) -> int:
@@ -118,9 +141,16 @@ def daily_signal_series(oos: pl.DataFrame, prediction: str = "prediction",
             .with_columns(pl.mean_horizontal(names).alias("control")).sort("session"))
 
 
-def gate_t_stat(difference: np.ndarray, horizon: int) -> float:
-    """The gate's statistic on the daily (model - controls' mean) rank IC difference."""
-    return newey_west_t_stat(difference, horizon)
+def gate_t_stat(daily: pl.DataFrame, horizon: int) -> float:
+    """The gate's statistic on `daily_signal_series`: the mean daily (model - controls' mean)
+    rank IC difference over the larger of its Newey-West error (`horizon` lags: overlapping
+    forward returns) and, with several controls, their spread's error. Newey-West over a few
+    lags misses tilts that last months; the controls' spread sees them."""
+    difference = (daily["rank_ic"] - daily["control"]).to_numpy()
+    controls = [c for c in daily.columns if c.startswith("control_")]
+    error = max(newey_west_error(difference, horizon),
+                controls_spread_error([float(daily[c].mean()) for c in controls]) if len(controls) > 1 else 0.0)
+    return float(difference.mean() / error) if math.isfinite(error) and error > 0 else math.nan
 
 
 def signal_test(oos: pl.DataFrame, *, prediction: str = "prediction",
@@ -134,7 +164,7 @@ def signal_test(oos: pl.DataFrame, *, prediction: str = "prediction",
     n = daily.height
     mean_ic = float(daily["rank_ic"].mean()) if n else math.nan
     mean_control = float(daily["control"].mean()) if n else math.nan
-    t_stat = gate_t_stat((daily["rank_ic"] - daily["control"]).to_numpy(), horizon) if n else math.nan
+    t_stat = gate_t_stat(daily, horizon) if n > 1 else math.nan
     count = len(daily.columns) - 3  # session, rank_ic, control
     against = "the shuffled-label control" if count == 1 else f"the mean of {count} shuffled-label controls"
     figures = (f"out-of-sample rank IC {mean_ic:.4f} against {mean_control:.4f} for {against} "
