@@ -50,6 +50,18 @@ def make_bars(n_symbols: int = 20, n_sessions: int = 300, seed: int = 0,
     }).with_columns(pl.col("session").cast(pl.Date))
 
 
+def training_frames(n_symbols: int, scored_sessions: int, seed: int = 8) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Features of `make_bars` from the first session with a full history on (`scored_sessions`
+    of them), and their horizon-5 labels: what `train_model` takes."""
+    from trading_pipeline.domain.features import MIN_HISTORY_SESSIONS, compute_features
+    from trading_pipeline.domain.labels import forward_return_labels
+
+    bars = make_bars(n_symbols=n_symbols, n_sessions=MIN_HISTORY_SESSIONS + scored_sessions, seed=seed)
+    features = compute_features(bars)
+    first = features["session"].unique().sort()[MIN_HISTORY_SESSIONS]
+    return features.filter(pl.col("session") >= first), forward_return_labels(bars, horizon=5)
+
+
 @pytest.fixture(scope="session")
 def bars() -> pl.DataFrame:
     return make_bars()

@@ -20,7 +20,7 @@ from trading_pipeline.domain.model.signal import (
 )
 from trading_pipeline.domain.model.training import train_model
 from trading_pipeline.domain.model.validation import daily_information_coefficients
-from trading_pipeline_tests.domain.conftest import make_bars
+from trading_pipeline_tests.domain.conftest import training_frames
 from trading_pipeline_tests.noise_market import noise_bars
 
 SESSIONS, SYMBOLS = 250, 40
@@ -105,10 +105,7 @@ def test_predictions_without_a_control_are_refused_with_the_reason():
 
 @pytest.fixture(scope="module")
 def market():
-    bars = make_bars(n_symbols=20, n_sessions=MIN_HISTORY_SESSIONS + 220, seed=8)
-    features = compute_features(bars)
-    first = features["session"].unique().sort()[MIN_HISTORY_SESSIONS]
-    return features.filter(pl.col("session") >= first), forward_return_labels(bars, horizon=5)
+    return training_frames(n_symbols=20, scored_sessions=220)
 
 
 def test_each_control_is_its_own_draw_and_the_first_is_unchanged(market):

@@ -6,8 +6,6 @@ import numpy as np
 import polars as pl
 import pytest
 
-from trading_pipeline.domain.features import MIN_HISTORY_SESSIONS, compute_features
-from trading_pipeline.domain.labels import forward_return_labels
 from trading_pipeline.domain.model.signal import SignalRules, newey_west_t_stat, signal_test
 from trading_pipeline.domain.model.training import train_model
 from trading_pipeline.domain.promotion import (
@@ -17,7 +15,7 @@ from trading_pipeline.domain.promotion import (
     TradingActivity,
     evaluate_promotion,
 )
-from trading_pipeline_tests.domain.conftest import make_bars
+from trading_pipeline_tests.domain.conftest import training_frames
 
 
 def test_newey_west_without_lags_is_the_plain_t_statistic():
@@ -31,10 +29,7 @@ def test_newey_west_without_lags_is_the_plain_t_statistic():
 
 @pytest.fixture(scope="module")
 def market():
-    bars = make_bars(n_symbols=30, n_sessions=MIN_HISTORY_SESSIONS + 300, seed=8)
-    features = compute_features(bars)
-    first = features["session"].unique().sort()[MIN_HISTORY_SESSIONS]
-    return features.filter(pl.col("session") >= first), forward_return_labels(bars, horizon=5)
+    return training_frames(n_symbols=30, scored_sessions=300)
 
 
 def _shuffled(labels: pl.DataFrame, seed: int) -> pl.DataFrame:

@@ -9,8 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import pearsonr, spearmanr
 
-from trading_pipeline.domain.features import FEATURE_COLUMNS, MIN_HISTORY_SESSIONS, compute_features
-from trading_pipeline.domain.labels import forward_return_labels
+from trading_pipeline.domain.features import FEATURE_COLUMNS
 from trading_pipeline.domain.model import (
     TrainingDataError,
     daily_information_coefficients,
@@ -20,7 +19,7 @@ from trading_pipeline.domain.model import (
     train_model,
     walk_forward_splits,
 )
-from trading_pipeline_tests.domain.conftest import make_bars
+from trading_pipeline_tests.domain.conftest import training_frames
 
 DAYS = [date(2024, 1, 1) + timedelta(days=i) for i in range(400)]
 
@@ -125,10 +124,7 @@ def test_constant_predictions_give_nan_not_an_error():
 
 @pytest.fixture(scope="module")
 def training_data():
-    bars = make_bars(n_symbols=20, n_sessions=MIN_HISTORY_SESSIONS + 240, seed=8)
-    features = compute_features(bars)
-    first = features["session"].unique().sort()[MIN_HISTORY_SESSIONS]
-    return features.filter(pl.col("session") >= first), forward_return_labels(bars, horizon=5)
+    return training_frames(n_symbols=20, scored_sessions=240)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from trading_pipeline.domain.features import MIN_HISTORY_SESSIONS, compute_featu
 from trading_pipeline.domain.labels import forward_return_labels
 from trading_pipeline.domain.model import ModelRegistry, feature_matrix, train_model
 from trading_pipeline.domain.model.training import TrainingOptions, ensemble_scores
-from trading_pipeline_tests.domain.conftest import make_bars
+from trading_pipeline_tests.domain.conftest import make_bars, training_frames
 
 SEEDS = 3
 
@@ -117,10 +117,7 @@ def test_ensemble_round_trips_through_the_registry(ensemble, training_data, tmp_
 
 @pytest.fixture(scope="module")
 def gate_market():
-    bars = make_bars(n_symbols=30, n_sessions=MIN_HISTORY_SESSIONS + 300, seed=8)
-    features = compute_features(bars)
-    first = features["session"].unique().sort()[MIN_HISTORY_SESSIONS]
-    return features.filter(pl.col("session") >= first), forward_return_labels(bars, horizon=5)
+    return training_frames(n_symbols=30, scored_sessions=300)
 
 
 def test_the_gate_tells_an_ensemble_with_signal_from_a_noise_ensemble(gate_market):
