@@ -43,19 +43,25 @@ def _strategy(orders: int) -> StrategyResource:
                         var_lookback=LOOKBACK, min_order_value=1.0, max_position_var=1.0, max_portfolio_var=1.0))
 
 
+def order_path_account(warehouse: Warehouse, orders: int) -> tuple[PaperSimulator, Ledger, StrategyResource]:
+    """A fresh paper account on a random-walk market scored for SESSION, whose plan for SESSION
+    is `orders` orders: orders/2 buys, each with its protective stop. The clock is not moved."""
+    entries = orders // 2
+    bars = random_walk_market(entries, sessions_back(SESSION, LOOKBACK + 5))
+    market_store.append_history(warehouse, bars)
+    scores = bars.filter(pl.col("session") == SESSION).select(
+        "session", "symbol", (pl.col("close").rank() / entries).alias("score"))
+    store_predictions(warehouse, scores, model_version="bench")
+    simulator = PaperSimulator(warehouse, lambda s: market_store.read_bars(warehouse, [s]),
+                               SimulatorConfig(initial_cash=float(entries) * 10_000.0))
+    return simulator, Ledger(warehouse), _strategy(entries)
+
+
 def measure(orders: int = 1000) -> dict:
     entries = orders // 2  # every entry carries its stop
     with tempfile.TemporaryDirectory() as folder:
         warehouse = Warehouse(Path(folder) / "warehouse.duckdb")
-        sessions = sessions_back(SESSION, LOOKBACK + 5)
-        bars = random_walk_market(entries, sessions)
-        market_store.append_history(warehouse, bars)
-        scores = bars.filter(pl.col("session") == SESSION).select(
-            "session", "symbol", (pl.col("close").rank() / entries).alias("score"))
-        store_predictions(warehouse, scores, model_version="bench")
-        simulator = PaperSimulator(warehouse, lambda s: market_store.read_bars(warehouse, [s]),
-                                   SimulatorConfig(initial_cash=float(entries) * 10_000.0))
-        ledger, strategy = Ledger(warehouse), _strategy(entries)
+        simulator, ledger, strategy = order_path_account(warehouse, orders)
         with warehouse.held():
             simulator.advance_to(SESSION)
             opener = trading.already_open(simulator)

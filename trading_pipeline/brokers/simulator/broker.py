@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 
@@ -29,7 +29,7 @@ from trading_pipeline.domain.calendar import (
 from trading_pipeline.domain.execution import (
     Bar,
     SimOrder,
-    accept_order,
+    WorkingBook,
     account_figures,
     cancel_order,
     close_utc,
@@ -103,7 +103,7 @@ class PaperSimulator:
         # What `submit` checks an order against (marks, positions, working orders), kept with the
         # account state it was read at: reused only while that state is unchanged, because every
         # write bumps it. Re-reading every working order per submit grew with the square of orders.
-        self._working: tuple[AccountState, dict, dict, tuple[SimOrder, ...]] | None = None
+        self._working: tuple[AccountState, WorkingBook] | None = None
 
     def __repr__(self) -> str:
         return f"PaperSimulator({self.warehouse!r}, account={self.account_name!r})"
@@ -174,51 +174,72 @@ class PaperSimulator:
         """The entry, then its stop as an order contingent on it: the stop waits, untouched by
         the bars, until the entry fills (then it works on that same bar), and is canceled if
         the entry ends unfilled. Each is idempotent by its client order id."""
-        return self.submit(entry), self.submit(stop, parent_client_order_id=entry.client_order_id)
+        entry_report, stop_report = self.submit_many([entry, stop], {stop.client_order_id: entry.client_order_id})
+        return entry_report, stop_report
+
+    def submit(self, intent: OrderIntent, parent_client_order_id: str | None = None) -> OrderStatusReport:
+        attached = {intent.client_order_id: parent_client_order_id} if parent_client_order_id else None
+        return self.submit_many([intent], attached)[0]
 
     @_warehouse_errors
-    def submit(self, intent: OrderIntent, parent_client_order_id: str | None = None) -> OrderStatusReport:
+    def submit_many(self, intents: Sequence[OrderIntent],
+                    attached_to: Mapping[str, str] | None = None) -> list[OrderStatusReport]:
+        """Several orders in one transaction, taken in order exactly as `submit` takes each (a
+        later one is checked against the earlier ones already working); `attached_to` maps a
+        stop's client order id to its entry's (see `submit_with_stop`). Idempotent by client
+        order id: an order this account has already is answered as it stands and taken again
+        by nobody. All or nothing: an error leaves the books as they were, so after a crash
+        at any point each order is either here, answered, or not here at all."""
+        attached_to = attached_to or {}
+        kept, self._working = self._working, None  # a failed transaction leaves no kept view
         with self.warehouse.transaction() as con:
-            taken = self._store.take_order_number(con, intent.client_order_id)
-            if taken is None:  # submitted before: the same order, never a second one
-                existing = self._store.order(con, intent.client_order_id)
-                if existing is None:
-                    self._store.account_state(con)  # raises when the account itself is missing
-                    raise LookupError(f"order {intent.client_order_id} vanished while submitting")
-                return existing.report()
-            state, after = taken
-            clock = self._require_clock(state.clock)  # raising rolls the number back
-            if intent.session is not None and intent.session > clock:
-                raise SimulatorClockError(
-                    f"order {intent.client_order_id} was decided after the close of "
-                    f"{intent.session} but the simulator has only processed bars up to {clock}; "
-                    f"call advance_to({intent.session}) first, or it could fill on bars that "
-                    "were known when it was decided"
-                )
-            marks, positions, working = self._working_state(con, state)
-            parent = None
-            if parent_client_order_id is not None:
-                # the entry is usually the order submitted just before its stop: kept, not read
-                kept = working[-1] if working and working[-1].client_order_id == parent_client_order_id else None
-                parent = kept or self._store.order(con, parent_client_order_id)
-                if parent is None:
-                    raise LookupError(f"stop {intent.client_order_id} is attached to order "
-                                      f"{parent_client_order_id}, which this account does not have: "
-                                      "submit the entry first")
-            order = accept_order(
-                intent, number=after.order_count, account=self.account_name, clock=clock,
-                marks=marks, cash=state.cash, positions=positions, open_orders=list(working),
-                config=self.config, parent=parent,
-            )
-            self._store.insert_order(con, order)
-        # committed: what this submit changed is known without reading it back
-        self._working = (after, marks, positions, (*working, order) if order.status.is_open else working)
-        return order.report()
+            state = self._store.account_state(con)
+            known = self._store.orders(con, [i.client_order_id for i in intents])
+            new = [i for i in intents if i.client_order_id not in known]
+            if not new:  # all submitted before: the same orders, never second ones
+                self._working = kept  # nothing changed
+                return [known[i.client_order_id].report() for i in intents]
+            clock = self._require_clock(state.clock)
+            for intent in new:
+                if intent.session is not None and intent.session > clock:
+                    raise SimulatorClockError(
+                        f"order {intent.client_order_id} was decided after the close of "
+                        f"{intent.session} but the simulator has only processed bars up to {clock}; "
+                        f"call advance_to({intent.session}) first, or it could fill on bars that "
+                        "were known when it was decided"
+                    )
+            book = kept[1] if kept is not None and kept[0] == state else self._working_book(con, state)
+            accepted: list[SimOrder] = []
+            for intent in intents:
+                if intent.client_order_id in known:
+                    continue
+                parent = self._parent(con, intent, attached_to.get(intent.client_order_id), known, book)
+                order = book.accept(intent, number=state.order_count + len(accepted) + 1,
+                                    account=self.account_name, parent=parent)
+                known[order.client_order_id] = order
+                accepted.append(order)
+            self._store.insert_orders(con, accepted)
+            after = self._store.count_new_orders(con, len(accepted))
+        # committed: what this call changed is known without reading it back
+        self._working = (after, book)
+        return [known[i.client_order_id].report() for i in intents]
 
-    def _working_state(self, con, state: AccountState) -> tuple[dict, dict, tuple[SimOrder, ...]]:
-        if self._working is not None and self._working[0] == state:
-            return self._working[1:]
-        return self._store.marks(con), self._store.positions(con), tuple(self._store.open_orders(con))
+    def _working_book(self, con, state: AccountState) -> WorkingBook:
+        return WorkingBook(clock=state.clock, marks=self._store.marks(con), cash=state.cash,
+                           positions=self._store.positions(con), open_orders=self._store.open_orders(con),
+                           config=self.config)
+
+    def _parent(self, con, stop: OrderIntent, parent_client_order_id: str | None,
+                known: dict[str, SimOrder], book: WorkingBook) -> SimOrder | None:
+        if parent_client_order_id is None:
+            return None
+        parent = (known.get(parent_client_order_id) or book.order(parent_client_order_id)
+                  or self._store.order(con, parent_client_order_id))
+        if parent is None:
+            raise LookupError(f"stop {stop.client_order_id} is attached to order "
+                              f"{parent_client_order_id}, which this account does not have: "
+                              "submit the entry first")
+        return parent
 
     @_warehouse_errors
     def cancel(self, client_order_id: str) -> OrderStatusReport:

@@ -8,6 +8,7 @@ order fills or what it costs changes both at once.
 
 from trading_pipeline.domain.execution.acceptance import (
     AccountFigures,
+    WorkingBook,
     account_figures,
     accept_order,
     cancel_order,
@@ -26,6 +27,7 @@ __all__ = [
     "Position",
     "SessionOutcome",
     "SimOrder",
+    "WorkingBook",
     "accept_order",
     "account_figures",
     "apply_fill",

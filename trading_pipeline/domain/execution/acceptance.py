@@ -61,11 +61,16 @@ def rejection_reason(
     positions: dict[str, Position],
     open_orders: list[SimOrder],
     config: ExecutionConfig,
+    reserved: float | None = None,
+    committed: float | None = None,
 ) -> str | None:
     """Why `intent` is refused, or None when it is accepted.
 
     `closes_now` holds the symbols traded in the last processed session; `all_closes` the last
-    known close of every symbol ever seen (for valuing older working orders).
+    known close of every symbol ever seen (for valuing older working orders). `reserved` and
+    `committed`, when given, are what `reserved_by_working_buys(open_orders, all_closes, config)`
+    and `shares_in_working_sells(open_orders, intent.symbol)` return (a `WorkingBook` keeps them
+    as running totals instead of summing every working order again).
     """
     symbol, quantity = intent.symbol, intent.quantity
     if not quantity > 0:  # OrderIntent refuses these already; a broker checks anyway
@@ -81,7 +86,8 @@ def rejection_reason(
     if intent.side is Side.SELL:
         position = positions.get(symbol)
         held = position.quantity if position else 0.0
-        committed = shares_in_working_sells(open_orders, symbol)
+        if committed is None:
+            committed = shares_in_working_sells(open_orders, symbol)
         available = max(held - committed, 0.0)
         if quantity > available + 1e-9:
             if not config.allow_short:
@@ -94,7 +100,8 @@ def rejection_reason(
         price = worst_buy_price(intent, close, config) if intent.side is Side.BUY else \
             fill_rules.slipped(close, Side.BUY, config.slippage_bps)
         needed = cash_needed(needs_cash_for, price, config)
-        reserved = reserved_by_working_buys(open_orders, all_closes, config)
+        if reserved is None:
+            reserved = reserved_by_working_buys(open_orders, all_closes, config)
         available_cash = cash - reserved
         if needed > available_cash + 1e-9:
             return (f"insufficient buying power: {intent.side} {needs_cash_for:g} {symbol} needs about "
@@ -131,6 +138,12 @@ def accept_order(
         )
     else:
         reason = contingent_rejection_reason(intent, parent, config)
+    return _venue_order(intent, reason, number=number, account=account, clock=clock, marks=marks,
+                        parent=parent)
+
+
+def _venue_order(intent: OrderIntent, reason: str | None, *, number: int, account: str, clock: date,
+                 marks: Mapping[str, tuple[date, float]], parent: SimOrder | None) -> SimOrder:
     now = close_utc(clock)
     trailing = intent.order_type is OrderType.TRAILING_STOP
     return SimOrder(
@@ -149,6 +162,60 @@ def accept_order(
         parent_client_order_id=parent.client_order_id if parent is not None else None,
         waiting_for_parent=parent is not None and not reason,
     )
+
+
+class WorkingBook:
+    """What the venue checks new orders against (marks, cash, positions, working orders), kept
+    up to date as orders are accepted one after another: the same answers as `accept_order`
+    given the working orders so far, without summing all of them again for every order (that
+    grew with the square of a session's orders). The running totals add each order's share in
+    the order `reserved_by_working_buys` and `shares_in_working_sells` would, so every figure,
+    and every refusal's message, is the same float."""
+
+    def __init__(self, *, clock: date, marks: Mapping[str, tuple[date, float]], cash: float,
+                 positions: dict[str, Position], open_orders: list[SimOrder] | tuple[SimOrder, ...],
+                 config: ExecutionConfig):
+        self.clock, self.marks, self.cash, self.positions, self.config = clock, marks, cash, positions, config
+        self.open_orders: list[SimOrder] = []
+        self._closes_now = {s: close for s, (day, close) in marks.items() if day == clock}
+        self._all_closes = {s: close for s, (_, close) in marks.items()}
+        self._reserved = 0.0
+        self._committed: dict[str, float] = {}
+        self._by_id: dict[str, SimOrder] = {}
+        for order in open_orders:
+            self._add(order)
+
+    def order(self, client_order_id: str) -> SimOrder | None:
+        """A working order, or one accepted (or refused) by this book."""
+        return self._by_id.get(client_order_id)
+
+    def accept(self, intent: OrderIntent, *, number: int, account: str,
+               parent: SimOrder | None = None) -> SimOrder:
+        """`accept_order` for `intent` against this book; an accepted order joins it."""
+        if parent is None:
+            reason = rejection_reason(
+                intent, closes_now=self._closes_now, all_closes=self._all_closes, cash=self.cash,
+                positions=self.positions, open_orders=self.open_orders, config=self.config,
+                reserved=self._reserved, committed=self._committed.get(intent.symbol, 0))
+        else:
+            reason = contingent_rejection_reason(intent, parent, self.config)
+        order = _venue_order(intent, reason, number=number, account=account, clock=self.clock,
+                             marks=self.marks, parent=parent)
+        if order.status.is_open:
+            self._add(order)
+        self._by_id[order.client_order_id] = order
+        return order
+
+    def _add(self, order: SimOrder) -> None:
+        self.open_orders.append(order)
+        self._by_id[order.client_order_id] = order
+        # one term of each sum, in working-order sequence, exactly as the whole sums add them
+        if order.side is Side.BUY and order.remaining > 0:
+            close = self._all_closes.get(order.symbol, order.avg_fill_price or 0.0)
+            self._reserved += cash_needed(order.remaining, worst_buy_price(order, close, self.config),
+                                          self.config)
+        if order.side is Side.SELL and not order.waiting_for_parent:
+            self._committed[order.symbol] = self._committed.get(order.symbol, 0) + order.remaining
 
 
 def contingent_rejection_reason(intent: OrderIntent, parent: SimOrder, config: ExecutionConfig) -> str | None:
