@@ -147,12 +147,9 @@ class PaperSimulator:
                         continue  # another simulator on this account got there first
                     outcome = process_session(day, bars, self._store.open_orders(con), state.cash,
                                               self._store.positions(con), self.config)
-                    for order in outcome.orders:
-                        self._store.update_order(con, order)
-                    for fill in outcome.fills:
-                        self._store.insert_fill(con, fill, day)
-                    for symbol, position in outcome.positions.items():
-                        self._store.set_position(con, symbol, position)
+                    self._store.update_orders(con, outcome.orders)
+                    self._store.insert_fills(con, outcome.fills, day)
+                    self._store.set_positions(con, outcome.positions)
                     self._store.set_cash(con, outcome.cash)
                     self._store.set_marks(con, day, {s: b.close for s, b in bars.items()})
                     self._store.set_clock(con, day)
@@ -173,7 +170,7 @@ class PaperSimulator:
     def submit_with_stop(self, entry: OrderIntent, stop: OrderIntent) -> tuple[OrderStatusReport, OrderStatusReport]:
         """The entry, then its stop as an order contingent on it: the stop waits, untouched by
         the bars, until the entry fills (then it works on that same bar), and is canceled if
-        the entry ends unfilled. Each is idempotent by its client order id."""
+        the entry ends unfilled. Both in one transaction; each is idempotent by its client order id."""
         entry_report, stop_report = self.submit_many([entry, stop], {stop.client_order_id: entry.client_order_id})
         return entry_report, stop_report
 

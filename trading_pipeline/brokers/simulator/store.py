@@ -236,6 +236,29 @@ class SimStore:
              order.waiting_for_parent, self.account, order.client_order_id],
         )
 
+    def update_orders(self, con: duckdb.DuckDBPyConnection, orders: list[SimOrder]) -> None:
+        """`update_order` for many orders in one statement; an order listed twice ends as its
+        last listing, as one update after another would leave it."""
+        latest = list({o.client_order_id: o for o in orders}.values())
+        if len(latest) <= 1:
+            for order in latest:
+                self.update_order(con, order)
+            return
+        changed = pl.DataFrame(  # referenced by name in the SQL below
+            [[o.client_order_id, str(o.status), o.filled_quantity, o.avg_fill_price, o.reason, o.triggered,
+              o.trail_reference, to_db_time(o.updated_at), o.waiting_for_parent] for o in latest],
+            schema={"client_order_id": pl.String, "status": pl.String, "filled_quantity": pl.Float64,
+                    "avg_fill_price": pl.Float64, "reason": pl.String, "triggered": pl.Boolean,
+                    "trail_reference": pl.Float64, "updated_at": pl.Datetime("us"),
+                    "waiting_for_parent": pl.Boolean}, orient="row")
+        con.execute(
+            f"""update {ORDERS} o set status = c.status, filled_quantity = c.filled_quantity,
+                    avg_fill_price = c.avg_fill_price, reason = c.reason, triggered = c.triggered,
+                    trail_reference = c.trail_reference, updated_at = c.updated_at,
+                    waiting_for_parent = c.waiting_for_parent
+                from changed c where o.account = ? and o.client_order_id = c.client_order_id""",
+            [self.account])
+
     # -- fills -----------------------------------------------------------------
 
     def insert_fill(self, con: duckdb.DuckDBPyConnection, fill: FillReport, session: date) -> None:
@@ -245,6 +268,22 @@ class SimStore:
              str(fill.side), fill.quantity, fill.price, fill.commission, session,
              to_db_time(fill.filled_at)],
         )
+
+    def insert_fills(self, con: duckdb.DuckDBPyConnection, fills: list[FillReport], session: date) -> None:
+        """`insert_fill` for many fills in one statement."""
+        if len(fills) <= 1:
+            for fill in fills:
+                self.insert_fill(con, fill, session)
+            return
+        incoming = pl.DataFrame(  # referenced by name in the SQL below
+            [[f.fill_id, f.client_order_id, f.broker_order_id, f.symbol, str(f.side), f.quantity, f.price,
+              f.commission, to_db_time(f.filled_at)] for f in fills],
+            schema={"fill_id": pl.String, "client_order_id": pl.String, "broker_order_id": pl.String,
+                    "symbol": pl.String, "side": pl.String, "quantity": pl.Float64, "price": pl.Float64,
+                    "commission": pl.Float64, "filled_at": pl.Datetime("us")}, orient="row")
+        con.execute(
+            f"""insert into {FILLS} select ?, fill_id, client_order_id, broker_order_id, symbol, side,
+                    quantity, price, commission, ?, filled_at from incoming""", [self.account, session])
 
     def fills(self, con: duckdb.DuckDBPyConnection, since: datetime) -> list[FillReport]:
         rows = con.execute(
@@ -282,6 +321,26 @@ class SimStore:
                 set quantity = excluded.quantity, avg_entry_price = excluded.avg_entry_price""",
             [self.account, symbol, position.quantity, position.avg_entry_price],
         )
+
+    def set_positions(self, con: duckdb.DuckDBPyConnection, positions: dict[str, Position]) -> None:
+        """`set_position` for many symbols in two statements: the closed ones deleted, the
+        others written."""
+        if len(positions) <= 1:
+            for symbol, position in positions.items():
+                self.set_position(con, symbol, position)
+            return
+        held = pl.DataFrame(  # referenced by name in the SQL below
+            [[symbol, p.quantity, p.avg_entry_price] for symbol, p in positions.items()],
+            schema={"symbol": pl.String, "quantity": pl.Float64, "avg_entry_price": pl.Float64},
+            orient="row")
+        con.execute(f"""delete from {POSITIONS} where account = ? and symbol in
+                        (select symbol from held where quantity = 0)""", [self.account])
+        con.execute(
+            f"""insert into {POSITIONS} select ?, symbol, quantity, avg_entry_price from held
+                where quantity <> 0
+                on conflict (account, symbol) do update
+                set quantity = excluded.quantity, avg_entry_price = excluded.avg_entry_price""",
+            [self.account])
 
     def marks(self, con: duckdb.DuckDBPyConnection) -> dict[str, tuple[date, float]]:
         """The last known close of every symbol, with the session it is from."""
