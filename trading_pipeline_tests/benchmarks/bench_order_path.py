@@ -1,6 +1,7 @@
 """The order path at size: one session's plan of N orders through the checks (target, limits,
-order checks), the ledger (the plan recorded, each order marked and answered) and the paper
-simulator (each order accepted into its tables), as `submitted_orders` runs it.
+order checks), the ledger (the plan recorded; the orders marked `submitting` and answered, a
+batch of up to `SEND_BATCH` per commit) and the paper simulator (each batch accepted into its
+tables in one transaction), as `submitted_orders` runs it.
 
     python -m trading_pipeline_tests.benchmarks.bench_order_path [--orders 1000]
 
