@@ -182,10 +182,10 @@ class ModelSettings(SettingsGroup):
     signal_min_t_stat: float = Field(default=2.0, ge=0, description=(
         "Signal gate: a version becomes champion (and is promoted) only if its out-of-sample daily "
         "rank IC beats a shuffled-label control with at least this t-statistic (Newey-West)."))
-    without_signal: str = Field(default="trade", pattern="^(trade|hold_cash)$", description=(
-        "With no champion, a first version that fails the gate: trade (champion anyway, marked, "
-        "never promoted) | hold_cash (no champion, nor a champion that failed the gate, is "
-        "traded: nothing is scored or bought, and what the account holds is sold)."))
+    without_signal: str = Field(default="hold_cash", pattern="^(trade|hold_cash)$", description=(
+        "With no champion, a first version that fails the gate: hold_cash (no champion, nor a "
+        "champion that failed the gate, is traded: nothing is scored or bought, and what the "
+        "account holds is sold) | trade (champion anyway, marked, never promoted)."))
     retrain_after_rollback: bool = Field(default=False, description=(
         "After a drift rollback, also request a training run (the new version must still beat "
         "the champion)."))

@@ -49,7 +49,8 @@ class DriftScenario:
         market_store.append_history(self.warehouse, bars)
         self.training = modeling.train_and_register(
             self.warehouse, Ledger(self.warehouse), self.registry, trained_through,
-            settings.model.train_window_sessions, settings.model.label_horizon, why="drift scenario")
+            settings.model.train_window_sessions, settings.model.label_horizon, why="drift scenario",
+            options=settings.model.training_options())
         self.version = self.training.version
         lookback = sessions_back(self.sessions[0], MIN_HISTORY_SESSIONS + 1)[0]
         features = compute_features(bars.filter(pl.col("session") >= lookback)).filter(

@@ -12,6 +12,7 @@ from trading_pipeline.domain.market import SyntheticMarket
 from trading_pipeline.settings import TradingSettings
 from trading_pipeline.storage.warehouse import Warehouse
 from trading_pipeline_tests.brokers.fakes.alpaca import FakeAlpaca, FakeAlpacaServer
+from trading_pipeline_tests.conftest import SMALL_RUN
 
 KEY, SECRET = "FAKEKEYID-SHOULD-NOT-LEAK", "FAKESECRET-SHOULD-NOT-LEAK"
 D1 = date(2024, 3, 26)
@@ -26,8 +27,7 @@ def test_daily_loop_on_alpaca_paper_by_environment_only(tmp_path, monkeypatch, c
                             "APCA_API_KEY_ID": KEY, "APCA_API_SECRET_KEY": SECRET,
                             "APCA_API_BASE_URL": server.url}.items():
             monkeypatch.setenv(name, value)
-        settings = TradingSettings(_env_file=None, home=tmp_path / "home", universe_size=12,
-                                   history_start=date(2023, 1, 3), train_window_sessions=150, top_k=4)
+        settings = TradingSettings(_env_file=None, home=tmp_path / "home", **SMALL_RUN)
         job = build_definitions(settings).resolve_job_def("daily_trading_job")
         (tmp_path / "dagster").mkdir()
         with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:

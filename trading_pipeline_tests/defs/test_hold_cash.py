@@ -113,7 +113,7 @@ def sold_out(tmp_path_factory):
     values = dict(home=home / "home", universe_size=8, history_start=date(2023, 1, 3),
                   train_window_sessions=150, top_k=4, drift_window_sessions=10, data_source="files",
                   data_path=write_noise_bars(home))
-    trade = TradingSettings(_env_file=None, **values)
+    trade = TradingSettings(_env_file=None, **values, without_signal="trade")
     hold_cash = TradingSettings(_env_file=None, **values, without_signal="hold_cash")
     (home / "dagster").mkdir()
     with dg.instance_for_test(temp_dir=str(home / "dagster")) as instance:

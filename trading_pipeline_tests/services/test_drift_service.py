@@ -10,6 +10,7 @@ from trading_pipeline.defs.assets.model import drift_report
 from trading_pipeline.defs.environment import resources_for
 from trading_pipeline.domain.decay import DecayPolicy
 from trading_pipeline.services import drift as drift_service
+from trading_pipeline_tests.conftest import SMALL_RUN
 from trading_pipeline_tests.drift_scenario import DriftScenario
 
 TRAINED_THROUGH = date(2023, 12, 29)
@@ -20,10 +21,8 @@ SESSIONS = 30  # the last one's decay window holds 20 sessions of the champion's
 def scenario(tmp_path_factory):
     from trading_pipeline.settings import TradingSettings
 
-    # the shape of conftest's small_settings, built once for the module
-    settings = TradingSettings(_env_file=None, home=tmp_path_factory.mktemp("drift") / "home",
-                               universe_size=12, history_start=date(2023, 1, 3),
-                               train_window_sessions=150, top_k=4, drift_window_sessions=10)
+    # conftest's small run, built once for the module
+    settings = TradingSettings(_env_file=None, home=tmp_path_factory.mktemp("drift") / "home", **SMALL_RUN)
     return DriftScenario(settings, TRAINED_THROUGH, SESSIONS)
 
 
@@ -121,9 +120,7 @@ def test_a_version_trained_on_the_alpha_set_is_judged_on_its_own_columns(tmp_pat
     from trading_pipeline.storage.ledger import Ledger
     from trading_pipeline.storage.warehouse import Warehouse
 
-    settings = TradingSettings(_env_file=None, home=tmp_path / "home", universe_size=12,
-                               history_start=date(2023, 1, 3), train_window_sessions=150,
-                               drift_window_sessions=10, feature_set="alpha")
+    settings = TradingSettings(_env_file=None, home=tmp_path / "home", **{**SMALL_RUN, "feature_set": "alpha"})
     sessions = sessions_between(next_session(TRAINED_THROUGH), date(2024, 1, 31))
     warehouse = Warehouse(settings.resolved_warehouse_path)
     registry = ModelRegistry(settings.resolved_mlflow_uri, settings.model.model_name, settings.mlflow_artifact_root)

@@ -21,6 +21,7 @@ from trading_pipeline_tests.noise_market import noise_bars
 
 FIRST_AS_OF, LATER_AS_OF = date(2024, 1, 31), date(2024, 3, 26)
 TRADE, HOLD_CASH = TrainingOptions(without_signal="trade"), TrainingOptions(without_signal="hold_cash")
+DEFAULTS = TrainingOptions()  # test_settings: the same as TRADING_* unset
 GATE_REFUSAL = "refused as champion, no better than noise: out-of-sample rank IC"
 
 
@@ -32,8 +33,8 @@ def _train(world, name: str, as_of: date, options: TrainingOptions) -> modeling.
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """Two models on the same noise market, one MLflow store: `with_champion` gets a first version
-    under trade (champion by default) and then one later version under each policy;
-    `without_champion` one version under hold_cash."""
+    under trade and then one later version under each policy; `without_champion` one version
+    under the default policy."""
     home = tmp_path_factory.mktemp("noise")
     bars = noise_bars(sessions_between(date(2023, 1, 3), LATER_AS_OF), n_symbols=8, seed=3)
     world = {}
@@ -46,7 +47,7 @@ def world(tmp_path_factory):
     world["first"] = _train(world, "with_champion", FIRST_AS_OF, TRADE)
     world["later"] = {"trade": _train(world, "with_champion", LATER_AS_OF, TRADE),
                       "hold_cash": _train(world, "with_champion", LATER_AS_OF, HOLD_CASH)}
-    world["alone"] = _train(world, "without_champion", LATER_AS_OF, HOLD_CASH)
+    world["alone"] = _train(world, "without_champion", LATER_AS_OF, DEFAULTS)
     return world
 
 
@@ -55,7 +56,8 @@ def _events(world, name: str, version: str):
         version=version).select("action", "alias", "reason").rows()
 
 
-def test_without_a_champion_hold_cash_leaves_none_and_says_why(world):
+def test_without_a_champion_the_default_holds_cash_leaves_none_and_says_why(world):
+    assert DEFAULTS.without_signal == "hold_cash"
     outcome = world["alone"]
     registry = world["without_champion"]["registry"]
     assert not outcome.became_champion and registry.champion_version() is None
@@ -64,11 +66,11 @@ def test_without_a_champion_hold_cash_leaves_none_and_says_why(world):
     [(_, _, registered), (action, alias, reason)] = _events(world, "without_champion", outcome.version)
     assert (action, alias, reason) == ("kept_challenger", "challenger", outcome.reason)
     # the daily loop holds cash with that reason, and does not train again by itself
-    nothing = modeling.nothing_to_score(world["without_champion"]["warehouse"], registry, HOLD_CASH)
+    nothing = modeling.nothing_to_score(world["without_champion"]["warehouse"], registry, DEFAULTS)
     assert nothing is not None and f"v{outcome.version}: {GATE_REFUSAL}" in nothing.reason
     assert "training_job" in nothing.next_step
-    assert not modeling.trains_first_model(registry, HOLD_CASH)
-    assert modeling.trains_first_model(registry, TRADE)  # the default: unchanged
+    assert not modeling.trains_first_model(registry, DEFAULTS)
+    assert modeling.trains_first_model(registry, TRADE)  # trade retrains until one is champion
 
 
 def test_without_a_champion_trade_makes_it_champion_marked_as_failing_the_gate(world):

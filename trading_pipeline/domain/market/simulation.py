@@ -40,7 +40,7 @@ T_DOF = 4.0  # Student-t degrees of freedom of every shock: fat tails
 GARCH_ALPHA, GARCH_BETA = 0.08, 0.90
 MARKET_VOL, MARKET_DRIFT = 0.0095, 0.00025  # daily
 SECTOR_VOL = 0.0065
-SIGNAL_STRENGTH = 0.05  # daily expected return per unit of score, in units of idiosyncratic vol
+SIGNAL_STRENGTH = 0.10  # daily expected return per unit of score, in units of idiosyncratic vol
 # Sign + means a high value predicts a high forward return. The first three are read from the
 # path as it is simulated; the last two do not depend on the signal and are computed per block.
 PATH_SIGNALS = {"reversal_5": -0.45, "momentum_60": 0.30, "range_expansion": -0.15}

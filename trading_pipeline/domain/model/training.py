@@ -91,8 +91,9 @@ class TrainingOptions:
     signal: SignalRules = SignalRules()
     # With no champion, a first version that fails the signal gate: "hold_cash" leaves the loop
     # without a champion (nothing is scored, nothing bought); "trade" makes it champion anyway,
-    # marked as failing the gate (promotion to the next stage is then refused).
-    without_signal: str = "trade"
+    # marked as failing the gate (promotion to the next stage is then refused). Money is at
+    # stake, so the default never trades a model that has not shown signal.
+    without_signal: str = "hold_cash"
     # LightGBM members per model, differing only in seed; scores are their mean within-session
     # rank (see `ensemble_scores`). 1: one model scoring its raw prediction.
     ensemble_seeds: int = 1
