@@ -36,8 +36,8 @@ HISTORY_SESSIONS = 100
 STRATEGY = StrategyResource(portfolio=PortfolioConfig(top_k=4, no_trade_band=0.0), risk=RiskConfig(var_lookback=20),
                             stops=StopConfig(stop_loss_percent=0.02),
                             kill_switch=KillSwitchConfig(max_drawdown=0.03))
-BROKER_CALLS = ("advance_to", "positions", "account", "open_orders", "submit", "cancel", "fills",
-                "order_status")
+BROKER_CALLS = ("advance_to", "positions", "account", "open_orders", "submit", "submit_many",
+                "submit_with_stop", "cancel", "fills", "order_status")
 LEDGER_WRITES = ("record_plan", "mark_submitting", "record_status", "record_cancel", "hold",
                  "mark_unknown", "record_fills", "snapshot_session", "set_kill_switch",
                  "record_risk_event")
