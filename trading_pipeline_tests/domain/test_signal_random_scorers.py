@@ -86,6 +86,7 @@ def test_scorers_are_off_by_default_and_when_on_only_ever_lower_the_t(planted):
     default = train_model(features, labels, n_folds=3, seed=1)
     assert default.signal.passed, default.signal.reason  # the planted signal, the gate as it was
     assert np.isnan(default.signal.scorer_rank_ic_sd) and "random" not in default.signal.reason
+    assert "signal_scorer_rank_ic_sd" not in default.signal.metrics()
     scored = train_model(features, labels, n_folds=3, seed=1, signal_rules=SignalRules(random_scorers=200))
     assert scored.signal.scorer_rank_ic_sd > 0 and "200 random no-skill scorers" in scored.signal.reason
     assert scored.signal.metrics()["signal_scorer_rank_ic_sd"] == scored.signal.scorer_rank_ic_sd

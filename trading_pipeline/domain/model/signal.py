@@ -79,7 +79,9 @@ class SignalVerdict:
         return {"signal_passed": float(self.passed), "signal_sessions": float(self.sessions),
                 "signal_rank_ic": self.rank_ic, "signal_control_rank_ic": self.control_rank_ic,
                 "signal_t_stat": self.t_stat, "signal_min_t_stat": self.min_t_stat,
-                "signal_scorer_rank_ic_sd": self.scorer_rank_ic_sd}
+                # only when the scorers were used: records of gates without them stay as they were
+                **({"signal_scorer_rank_ic_sd": self.scorer_rank_ic_sd}
+                   if math.isfinite(self.scorer_rank_ic_sd) else {})}
 
 
 def newey_west_error(values: np.ndarray, lags: int) -> float:
