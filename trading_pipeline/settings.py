@@ -193,11 +193,11 @@ class ModelSettings(SettingsGroup):
         "Signal gate: shuffled-label controls per version, each its own shuffle and seeds; the "
         "model faces their mean, and from 2 on the t-statistic's error is at least what their "
         "spread says. Each is one more LightGBM fit per fold."))
-    signal_random_scorers: int = Field(default=0, ge=0, le=2000, description=(
-        "Signal gate: also ask the model's rank IC to reach the t-statistic over the spread of this "
+    signal_random_scorers: int = Field(default=200, ge=0, le=2000, description=(
+        "Signal gate: the model's rank IC must also reach the t-statistic over the spread of this "
         "many random no-skill scorers (random linear combinations of the features' within-session "
-        "ranks, no fit) on the same sessions. 0: off; 1 is refused. Measured in README: refuses "
-        "strong planted signals too, so off by default."))
+        "ranks, no fit) on the same sessions: what a factor lean reaches there. 0: off (the gate "
+        "against the controls alone); 1 is refused."))
 
     def selection_rules(self):
         from trading_pipeline.domain.model import SelectionRules
