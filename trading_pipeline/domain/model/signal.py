@@ -60,7 +60,7 @@ class SignalRules:
         if (isinstance(self.random_scorers, bool) or not isinstance(self.random_scorers, int)
                 or self.random_scorers == 1 or self.random_scorers < 0):
             raise ValueError(f"the signal gate needs 0 random scorers (none) or at least 2 (a spread), "
-                             f"got {self.random_scorers!r}")
+                             f"got {self.random_scorers!r} (TRADING_SIGNAL_RANDOM_SCORERS)")
 
 
 @dataclass(frozen=True, slots=True)
