@@ -193,6 +193,11 @@ class ModelSettings(SettingsGroup):
         "Signal gate: shuffled-label controls per version, each its own shuffle and seeds; the "
         "model faces their mean, and from 2 on the t-statistic's error is at least what their "
         "spread says. Each is one more LightGBM fit per fold."))
+    signal_random_scorers: int = Field(default=200, ge=0, le=2000, description=(
+        "Signal gate: the model's rank IC must also reach the t-statistic over the spread of this "
+        "many random no-skill scorers (random linear combinations of the features' within-session "
+        "ranks, no fit) on the same sessions: what a factor lean reaches there. 0: off (the gate "
+        "against the controls alone); 1 is refused."))
 
     def selection_rules(self):
         from trading_pipeline.domain.model import SelectionRules
@@ -208,7 +213,8 @@ class ModelSettings(SettingsGroup):
             feature_set=self.feature_set, label_kind=self.label_kind, window_years=self.train_window_years,
             sample_weight_halflife=self.sample_weight_halflife, tune=self.tune_lgbm,
             ensemble_seeds=self.ensemble_seeds, signal=SignalRules(
-                min_t_stat=self.signal_min_t_stat, controls=self.signal_controls), without_signal=self.without_signal)
+                min_t_stat=self.signal_min_t_stat, controls=self.signal_controls,
+                random_scorers=self.signal_random_scorers), without_signal=self.without_signal)
 
 
 # --- portfolio construction ------------------------------------------------------------------------

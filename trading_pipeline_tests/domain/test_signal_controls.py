@@ -110,7 +110,9 @@ def market():
 
 def test_each_control_is_its_own_draw_and_the_first_is_unchanged(market):
     features, labels = market
-    one = train_model(features, labels, n_folds=3, seed=1)
+    # the control test alone: on these 98 out-of-sample sessions of 20 symbols the random
+    # scorers (on by default) refuse the planted signal (t 1.66; README, "The signal gate")
+    one = train_model(features, labels, n_folds=3, seed=1, signal_rules=SignalRules(random_scorers=0))
     three = train_model(features, labels, n_folds=3, seed=1, signal_rules=SignalRules(controls=3))
     columns = control_columns(three.oos_predictions)
     assert columns == [control_column(k) for k in range(3)]
@@ -122,7 +124,7 @@ def test_each_control_is_its_own_draw_and_the_first_is_unchanged(market):
     each = [daily_information_coefficients(three.oos_predictions, c)["rank_ic"].mean() for c in columns]
     assert three.signal.control_rank_ic == pytest.approx(np.mean(each), abs=1e-3)
     assert three.signal.rank_ic > three.signal.control_rank_ic
-    assert one.signal.passed, one.signal.reason  # the planted signal passes the default gate
+    assert one.signal.passed, one.signal.reason  # the planted signal passes the control test
 
 
 @pytest.mark.parametrize("seed", [3, 4])

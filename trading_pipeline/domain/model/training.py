@@ -27,7 +27,13 @@ import polars as pl
 
 from trading_pipeline.domain.calendar import next_session, sessions_between
 from trading_pipeline.domain.features import FEATURE_COLUMNS
-from trading_pipeline.domain.model.signal import SignalRules, SignalVerdict, control_column, signal_test
+from trading_pipeline.domain.model.signal import (
+    SignalRules,
+    SignalVerdict,
+    control_column,
+    random_scorer_daily_ics,
+    signal_test,
+)
 from trading_pipeline.domain.model.validation import (
     Fold,
     daily_information_coefficients,
@@ -488,11 +494,23 @@ def train_model(
         min_train_sessions=min_train,
         labels_end=labels_end_session(sessions[-1], horizon),
         control_metrics=_mean_control_metrics(oos, signal_rules.controls) if control else None,
-        signal=signal_test(oos, horizon=horizon, rules=signal_rules) if control else None,
+        signal=_signal_verdict(oos, rows, columns, horizon, signal_rules, seed) if control else None,
         sample_weight_halflife=sample_weight_halflife,
         fold_params=tuple(fold_params),
         members=tuple(models) if len(models) > 1 else (),
     )
+
+
+def _signal_verdict(oos: pl.DataFrame, rows: pl.DataFrame, columns: Sequence[str], horizon: int,
+                    rules: SignalRules, seed: int) -> SignalVerdict:
+    """The gate on the folds' predictions, with the random no-skill scorers scored on the same
+    out-of-sample rows (their features are in `rows`) when the rules ask for them."""
+    scorer_ics = None
+    if rules.random_scorers:
+        scored = _session_block(rows, oos["session"].min(), oos["session"].max()).select(
+            "session", "symbol", "forward_return", *columns)
+        scorer_ics = random_scorer_daily_ics(scored, columns, rules.random_scorers, seed=seed)
+    return signal_test(oos, horizon=horizon, rules=rules, scorer_ics=scorer_ics)
 
 
 def finite_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
