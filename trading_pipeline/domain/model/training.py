@@ -248,13 +248,14 @@ def _training_rows(
 
 
 def _baseline() -> Pipeline:
-    from sklearn.impute import SimpleImputer
     from sklearn.linear_model import Ridge
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    from trading_pipeline.domain.model.imputation import ColumnMedianImputer
+
     return make_pipeline(
-        SimpleImputer(strategy="median", keep_empty_features=True),
+        ColumnMedianImputer(),  # SimpleImputer's medians, without its copies of the matrix
         StandardScaler(),
         Ridge(alpha=BASELINE_ALPHA),
     )
@@ -304,7 +305,7 @@ def _fit_pair(
 
 
 # The baseline's steps copying their input: fitted in place, then set to copy again.
-_BASELINE_COPIES = ("simpleimputer__copy", "standardscaler__copy", "ridge__copy_X")
+_BASELINE_COPIES = ("columnmedianimputer__copy", "standardscaler__copy", "ridge__copy_X")
 
 
 def _fit_baseline(matrix: np.ndarray, label: np.ndarray, weights: np.ndarray | None) -> Pipeline:
