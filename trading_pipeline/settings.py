@@ -193,6 +193,9 @@ class ModelSettings(SettingsGroup):
         "Signal gate: shuffled-label controls per version, each its own shuffle and seeds; the "
         "model faces their mean, and from 2 on the t-statistic's error is at least what their "
         "spread says. Each is one more LightGBM fit per fold."))
+    training_workers: int = Field(default=1, ge=1, le=32, description=(
+        "Training fits its walk-forward folds and final model this many at once, on threads "
+        "(each LightGBM on one thread): the same models whatever the number; more memory."))
 
     def selection_rules(self):
         from trading_pipeline.domain.model import SelectionRules
@@ -208,7 +211,8 @@ class ModelSettings(SettingsGroup):
             feature_set=self.feature_set, label_kind=self.label_kind, window_years=self.train_window_years,
             sample_weight_halflife=self.sample_weight_halflife, tune=self.tune_lgbm,
             ensemble_seeds=self.ensemble_seeds, signal=SignalRules(
-                min_t_stat=self.signal_min_t_stat, controls=self.signal_controls), without_signal=self.without_signal)
+                min_t_stat=self.signal_min_t_stat, controls=self.signal_controls), without_signal=self.without_signal,
+            workers=self.training_workers)
 
 
 # --- portfolio construction ------------------------------------------------------------------------
