@@ -221,8 +221,11 @@ def measure_in_fresh_process(symbols: int, years: float, threads: int | None = N
 
 
 def measure(symbols: int, years: float, threads: int | None = None) -> dict:
-    """The runner's row (the runner already gives each row a fresh process)."""
-    return measure_here(symbols, years, threads)
+    """The runner's row (the runner already gives each row a fresh process), with the loop's
+    own number of workers."""
+    from trading_pipeline.domain.model.training import TrainingOptions
+
+    return measure_here(symbols, years, threads, workers=TrainingOptions().workers)
 
 
 def main() -> None:

@@ -1,9 +1,12 @@
 """TRADING_TRAINING_WORKERS reaches training: the loop's own training path (settings ->
-TrainingOptions -> train_as_of) fits on that many threads, each LightGBM on one thread. Real
+TrainingOptions -> train_as_of) fits on that many threads (1: the caller's own), each LightGBM
+on one thread. Real
 DuckDB warehouse and MLflow store; 8 symbols."""
 
 import threading
 from datetime import date
+
+import pytest
 
 from trading_pipeline.domain.calendar import sessions_between
 from trading_pipeline.domain.model import ModelRegistry, training
@@ -17,10 +20,11 @@ from trading_pipeline_tests.noise_market import noise_bars
 AS_OF = date(2024, 1, 31)
 
 
-def test_the_setting_fits_the_loops_training_on_that_many_threads(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRADING_TRAINING_WORKERS", "2")
+@pytest.mark.parametrize(("workers", "threads_seen"), [("1", {"MainThread"}), ("2", {"training_0", "training_1"})])
+def test_the_setting_fits_the_loops_training_on_that_many_threads(tmp_path, monkeypatch, workers, threads_seen):
+    monkeypatch.setenv("TRADING_TRAINING_WORKERS", workers)
     options = TradingSettings().model.training_options()
-    assert options.workers == 2
+    assert options.workers == int(workers)
     threads = []
     fit = training._fit_lgbm
 
@@ -36,5 +40,5 @@ def test_the_setting_fits_the_loops_training_on_that_many_threads(tmp_path, monk
     outcome = modeling.train_as_of(warehouse, Ledger(warehouse), registry, AS_OF, window=150, horizon=5,
                                    why="test", options=options)
     assert outcome.version
-    assert {name for name, _ in threads} == {"training_0", "training_1"}
+    assert {name for name, _ in threads} == threads_seen
     assert {count for _, count in threads} == {1}

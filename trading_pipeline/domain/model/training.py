@@ -102,8 +102,9 @@ class TrainingOptions:
     # LightGBM members per model, differing only in seed; scores are their mean within-session
     # rank (see `ensemble_scores`). 1: one model scoring its raw prediction.
     ensemble_seeds: int = 1
-    # Fits run at once (folds, controls' folds and the final model; see `train_model`).
-    workers: int = 1
+    # Fits run at once (each fold with its control, and the final model; see `train_model`).
+    # 2: on 2 cores the same CPU seconds in about 0.6 of the wall time, the same models.
+    workers: int = 2
 
     def __post_init__(self) -> None:
         from trading_pipeline.domain.factors import feature_set
