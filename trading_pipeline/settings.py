@@ -193,10 +193,10 @@ class ModelSettings(SettingsGroup):
         "Signal gate: shuffled-label controls per version, each its own shuffle and seeds; the "
         "model faces their mean, and from 2 on the t-statistic's error is at least what their "
         "spread says. Each is one more LightGBM fit per fold."))
-    training_workers: int = Field(default=2, ge=1, le=32, description=(
+    training_workers: int = Field(default=1, ge=1, le=32, description=(
         "Training fits its walk-forward folds and final model this many at once, on threads "
-        "(each LightGBM on one thread): the same models whatever the number, the same CPU, "
-        "less wall time where cores are free, about a fold's rows more memory each."))
+        "(each LightGBM on one thread): the same models whatever the number; less wall time "
+        "only where a core is free; about a fold's feature matrix more memory each."))
 
     def selection_rules(self):
         from trading_pipeline.domain.model import SelectionRules

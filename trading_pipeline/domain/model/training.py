@@ -103,8 +103,8 @@ class TrainingOptions:
     # rank (see `ensemble_scores`). 1: one model scoring its raw prediction.
     ensemble_seeds: int = 1
     # Fits run at once (each fold with its control, and the final model; see `train_model`).
-    # 2: on 2 cores the same CPU seconds in about 0.6 of the wall time, the same models.
-    workers: int = 2
+    # 1: on a shared 2-core machine 2 gained wall time only when neighbours left a core free.
+    workers: int = 1
 
     def __post_init__(self) -> None:
         from trading_pipeline.domain.factors import feature_set
