@@ -198,6 +198,10 @@ class ModelSettings(SettingsGroup):
         "many random no-skill scorers (random linear combinations of the features' within-session "
         "ranks, no fit) on the same sessions: what a factor lean reaches there. 0: off (the gate "
         "against the controls alone); 1 is refused."))
+    training_workers: int = Field(default=1, ge=1, le=32, description=(
+        "Training fits its walk-forward folds and final model this many at once, on threads "
+        "(each LightGBM on one thread): the same models whatever the number; less wall time "
+        "only where a core is free; about a fold's feature matrix more memory each."))
 
     def selection_rules(self):
         from trading_pipeline.domain.model import SelectionRules
@@ -214,7 +218,8 @@ class ModelSettings(SettingsGroup):
             sample_weight_halflife=self.sample_weight_halflife, tune=self.tune_lgbm,
             ensemble_seeds=self.ensemble_seeds, signal=SignalRules(
                 min_t_stat=self.signal_min_t_stat, controls=self.signal_controls,
-                random_scorers=self.signal_random_scorers), without_signal=self.without_signal)
+                random_scorers=self.signal_random_scorers), without_signal=self.without_signal,
+            workers=self.training_workers)
 
 
 # --- portfolio construction ------------------------------------------------------------------------

@@ -143,7 +143,8 @@ def train_and_register(warehouse: Warehouse, ledger: Ledger, registry: ModelRegi
     result = train_model(features, labels, horizon=horizon, feature_columns=columns,
                          param_grid=PARAM_GRID if options.tune else None,
                          sample_weight_halflife=options.sample_weight_halflife,
-                         signal_rules=options.signal, ensemble_seeds=options.ensemble_seeds)
+                         signal_rules=options.signal, ensemble_seeds=options.ensemble_seeds,
+                         workers=options.workers)
     version = registry.register(result, extra_tags={AS_OF_TAG: (as_of or through).isoformat()})
     challenger_scores = result.oos_predictions.select(
         "session", "symbol", pl.col("prediction").alias("score"), "forward_return")

@@ -77,7 +77,7 @@ def test_the_fitted_baseline_leaves_what_it_scores_untouched(trained):
     before = matrix.copy()
     result.baseline_model.predict(matrix)
     assert np.array_equal(matrix, before, equal_nan=True)
-    assert result.baseline_model.get_params()["simpleimputer__copy"] is True
+    assert result.baseline_model.get_params()["columnmedianimputer__copy"] is True
     assert result.baseline_model.get_params()["standardscaler__copy"] is True
     assert result.baseline_model.get_params()["ridge__copy_X"] is True
 
