@@ -14,6 +14,7 @@ from trading_pipeline.domain.orders import OrderIntent, OrderType, Side, TimeInF
 from trading_pipeline.domain.risk.stops import working_stops_from
 from trading_pipeline.settings import TradingSettings
 from trading_pipeline.storage import adoption_store
+from trading_pipeline_tests.conftest import SMALL_RUN
 
 BOUGHT = date(2024, 4, 25)  # bought by hand after this close
 SESSIONS = (date(2024, 4, 30), date(2024, 5, 1), date(2024, 5, 2))
@@ -35,9 +36,7 @@ def failure_message(result) -> str:
 
 @pytest.fixture
 def home(tmp_path):
-    settings = TradingSettings(_env_file=None, home=tmp_path / "home", universe_size=12,
-                               history_start=date(2023, 1, 3), train_window_sessions=150, top_k=4,
-                               drift_window_sessions=10)
+    settings = TradingSettings(_env_file=None, home=tmp_path / "home", **SMALL_RUN)
     defs = build_definitions(settings)
     resources = defs.resources
     warehouse = resources["warehouse"].warehouse

@@ -19,7 +19,8 @@ def test_dagster_job_execute_runs_one_session(tmp_path):
     shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADING_")}
     env.update(DAGSTER_HOME=str(home), TRADING_UNIVERSE_SIZE="10", TRADING_HISTORY_START="2023-01-03",
-               TRADING_TRAIN_WINDOW_SESSIONS="120", TRADING_TOP_K="3")
+               TRADING_TRAIN_WINDOW_SESSIONS="120", TRADING_TOP_K="3",
+               TRADING_WITHOUT_SIGNAL="trade")  # 10 symbols: too few for the signal gate to judge
     dagster = Path(sys.executable).parent / "dagster"
     completed = subprocess.run(
         [str(dagster), "job", "execute", "-m", "trading_pipeline.definitions", "-j", "daily_trading_job",

@@ -331,6 +331,9 @@ def _run(stack: ExitStack, venue_name: str, count: int, split_day: int, size: in
         "TRADING_HOME": str(workdir / "home"), "DAGSTER_HOME": str(workdir / "dagster"),
         "TRADING_HISTORY_START": HISTORY_START.isoformat(), "TRADING_FIRST_SESSION": HISTORY_START.isoformat(),
         "TRADING_TRAIN_WINDOW_SESSIONS": "150", "TRADING_TOP_K": "4", "TRADING_DRIFT_WINDOW_SESSIONS": "10",
+        # the scenario is the account's mechanics (adoption, stops, a split) on a universe of a
+        # dozen synthetic symbols, too few for the signal gate to judge: its model is traded
+        "TRADING_WITHOUT_SIGNAL": "trade",
     }))
     settings = TradingSettings(_env_file=None)
     defs = build_definitions(settings)
