@@ -20,7 +20,27 @@ _check_steps: set[tuple[str, str]] = set()
 
 
 class StepProgress(logging.Handler):
-    """Asset steps as they finish; a check only when it fails (the summary counts the rest)."""
+    """Asset steps as they finish; a check only when it fails (the summary counts the rest).
+
+    Lines go to the terminal as it was when the handler was made (Dagster makes it with the
+    run's log manager, before any step). During a step Dagster points the process's stderr at
+    the step's log file and a `tail` process copies that file to the terminal; a step's
+    success is logged inside that capture, and the tail is stopped when the step ends, so on a
+    loaded machine the last step's line could be lost before the tail read it."""
+
+    def __init__(self, level: int | str = logging.NOTSET) -> None:
+        super().__init__(level)
+        try:
+            sys.stderr.flush()
+            self._terminal: int | None = os.dup(sys.stderr.fileno())
+        except (OSError, ValueError):  # stderr replaced by an in-memory stream: print to it
+            self._terminal = None
+
+    def close(self) -> None:
+        if self._terminal is not None:
+            os.close(self._terminal)
+            self._terminal = None
+        super().close()
 
     def emit(self, record: logging.LogRecord) -> None:
         if os.environ.get("TRADING_PROGRESS", "").lower() == "off":
@@ -34,8 +54,12 @@ class StepProgress(logging.Handler):
             line = self._line(event, str(meta.get("run_id")))
         except Exception:  # noqa: BLE001 - a progress line must never fail a run
             return
-        if line:
+        if not line:
+            return
+        if self._terminal is None:
             print(line, file=sys.stderr, flush=True)
+        else:
+            os.write(self._terminal, f"{line}\n".encode())
 
     def _line(self, event, run_id: str) -> str | None:
         kind, step = event.event_type_value, event.step_key or "?"
