@@ -192,7 +192,7 @@ class Ledger:
                         [str(report.status), now, account, strategy, session, seq])
             if con.execute("select 1 from ledger_orders where client_order_id = ?",
                            [report.client_order_id]).fetchone():
-                self._record_status(con, report, now)
+                self._record_statuses(con, (report,), now)
 
     def hold(self, client_order_id: str, reason: str) -> None:
         """Not sent (held back by a key, or dropped), with why; a later run may send it."""
@@ -237,26 +237,12 @@ class Ledger:
             self._record_statuses(con, reports, _now())
 
     @staticmethod
-    def _record_status(con, report: OrderStatusReport, now: datetime) -> None:
-        con.execute(
-            """update ledger_orders set status = ?, filled_quantity = ?, avg_fill_price = ?,
-               broker_order_id = coalesce(?, broker_order_id), reason = coalesce(?, reason),
-               dry_run = false, updated_at = ? where client_order_id = ?""",
-            [str(report.status), report.filled_quantity, report.avg_fill_price,
-             report.broker_order_id, report.reason, now, report.client_order_id],
-        )
-        con.execute(
-            "insert into ledger_order_events values (?, ?, ?, ?, ?, ?)",
-            [report.client_order_id, now, str(report.status), report.filled_quantity,
-             report.avg_fill_price, report.reason],
-        )
-
-    @staticmethod
     def _record_statuses(con, reports: tuple[OrderStatusReport, ...], now: datetime) -> None:
-        """`_record_status` for many reports in two statements (one per order costs milliseconds)."""
+        """The venue's answers on their orders' rows and as events, in two statements whatever
+        their number (a statement per order costs milliseconds)."""
         if len({r.client_order_id for r in reports}) != len(reports):
             for report in reports:  # one order answered twice: the later answer wins, as one by one
-                Ledger._record_status(con, report, now)
+                Ledger._record_statuses(con, (report,), now)
             return
         answers = pl.DataFrame(  # referenced by name in the SQL below
             {"client_order_id": [r.client_order_id for r in reports],
