@@ -247,7 +247,7 @@ class PaperSimulator:
             if not order.status.is_open:
                 return order.report()  # finished orders stay as they ended
             canceled = cancel_order(order, self._store.account_state(con).clock)
-            self._store.update_order(con, canceled)
+            self._store.update_orders(con, [canceled])
             self._store.mark_changed(con)
             return canceled.report()
 

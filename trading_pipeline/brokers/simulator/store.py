@@ -209,15 +209,9 @@ class SimStore:
         ).fetchall()
         return [_order_from_row(row) for row in rows]
 
-    def insert_order(self, con: duckdb.DuckDBPyConnection, order: SimOrder) -> None:
-        placeholders = ", ".join("?" * (len(_ORDER_COLUMNS.split(",")) + 1))
-        con.execute(f"insert into {ORDERS} (account, {_ORDER_COLUMNS}) values ({placeholders})",
-                    [self.account, *_order_values(order)])
-
     def insert_orders(self, con: duckdb.DuckDBPyConnection, orders: list[SimOrder]) -> None:
-        """Several orders in one statement (a statement per order costs about a millisecond)."""
-        if len(orders) == 1:
-            self.insert_order(con, orders[0])
+        """Orders in one statement, however many (a statement per order costs about a millisecond)."""
+        if not orders:
             return
         names = [c.strip() for c in _ORDER_COLUMNS.split(",")]
         incoming = pl.DataFrame(  # referenced by name in the SQL below
@@ -225,24 +219,11 @@ class SimStore:
         con.execute(f"insert into {ORDERS} (account, {_ORDER_COLUMNS}) select account, "
                     f"{', '.join(names)} from incoming")
 
-    def update_order(self, con: duckdb.DuckDBPyConnection, order: SimOrder) -> None:
-        con.execute(
-            f"""update {ORDERS} set status = ?, filled_quantity = ?, avg_fill_price = ?,
-                    reason = ?, triggered = ?, trail_reference = ?, updated_at = ?,
-                    waiting_for_parent = ?
-                where account = ? and client_order_id = ?""",
-            [str(order.status), order.filled_quantity, order.avg_fill_price, order.reason,
-             order.triggered, order.trail_reference, to_db_time(order.updated_at),
-             order.waiting_for_parent, self.account, order.client_order_id],
-        )
-
     def update_orders(self, con: duckdb.DuckDBPyConnection, orders: list[SimOrder]) -> None:
-        """`update_order` for many orders in one statement; an order listed twice ends as its
-        last listing, as one update after another would leave it."""
+        """Orders' changing fields in one statement, however many; an order listed twice ends as
+        its last listing, as one update after another would leave it."""
         latest = list({o.client_order_id: o for o in orders}.values())
-        if len(latest) <= 1:
-            for order in latest:
-                self.update_order(con, order)
+        if not latest:
             return
         changed = pl.DataFrame(  # referenced by name in the SQL below
             [[o.client_order_id, str(o.status), o.filled_quantity, o.avg_fill_price, o.reason, o.triggered,
@@ -261,19 +242,9 @@ class SimStore:
 
     # -- fills -----------------------------------------------------------------
 
-    def insert_fill(self, con: duckdb.DuckDBPyConnection, fill: FillReport, session: date) -> None:
-        con.execute(
-            f"insert into {FILLS} values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [self.account, fill.fill_id, fill.client_order_id, fill.broker_order_id, fill.symbol,
-             str(fill.side), fill.quantity, fill.price, fill.commission, session,
-             to_db_time(fill.filled_at)],
-        )
-
     def insert_fills(self, con: duckdb.DuckDBPyConnection, fills: list[FillReport], session: date) -> None:
-        """`insert_fill` for many fills in one statement."""
-        if len(fills) <= 1:
-            for fill in fills:
-                self.insert_fill(con, fill, session)
+        """Fills in one statement, however many."""
+        if not fills:
             return
         incoming = pl.DataFrame(  # referenced by name in the SQL below
             [[f.fill_id, f.client_order_id, f.broker_order_id, f.symbol, str(f.side), f.quantity, f.price,
@@ -310,24 +281,9 @@ class SimStore:
         ).fetchall()
         return {symbol: Position(qty, avg) for symbol, qty, avg in rows}
 
-    def set_position(self, con: duckdb.DuckDBPyConnection, symbol: str, position: Position) -> None:
-        if position.quantity == 0:
-            con.execute(f"delete from {POSITIONS} where account = ? and symbol = ?",
-                        [self.account, symbol])
-            return
-        con.execute(
-            f"""insert into {POSITIONS} values (?, ?, ?, ?)
-                on conflict (account, symbol) do update
-                set quantity = excluded.quantity, avg_entry_price = excluded.avg_entry_price""",
-            [self.account, symbol, position.quantity, position.avg_entry_price],
-        )
-
     def set_positions(self, con: duckdb.DuckDBPyConnection, positions: dict[str, Position]) -> None:
-        """`set_position` for many symbols in two statements: the closed ones deleted, the
-        others written."""
-        if len(positions) <= 1:
-            for symbol, position in positions.items():
-                self.set_position(con, symbol, position)
+        """Positions in two statements, however many: the closed ones deleted, the others written."""
+        if not positions:
             return
         held = pl.DataFrame(  # referenced by name in the SQL below
             [[symbol, p.quantity, p.avg_entry_price] for symbol, p in positions.items()],
