@@ -374,48 +374,46 @@ def _session_block(rows: pl.DataFrame, first: date, last: date) -> pl.DataFrame:
     return rows.slice(start, sessions.search_sorted(last, side="right") - start)
 
 
-def _fold_rows(
-    folds: Sequence[Fold], rows: pl.DataFrame, columns: Sequence[str], params: Mapping[str, Any],
+def _fold_run(
+    fold: Fold, rows: pl.DataFrame, columns: Sequence[str], params: Mapping[str, Any],
     *, grid: Sequence[Mapping[str, Any]] | None, gap: int, halflife: int | None, controls: int,
     seed: int, members: int = 1,
-) -> tuple[pl.DataFrame, list[dict[str, Any]], list[dict[str, Any]]]:
-    predictions, windows, chosen = [], [], []
-    for fold in folds:
-        train = _session_block(rows, fold.train_start, fold.train_end)
-        valid = _session_block(rows, fold.validation_start, fold.validation_end)
-        fold_params = choose_params(train, columns, params, grid, gap, halflife) if grid else dict(params)
-        chosen.append(fold_params)
-        models, baseline = _fit_pair(train, columns, fold_params, halflife, members)
-        x_valid = feature_matrix(valid, columns)
-        scored = valid.select("session", "symbol", "forward_return", "label").with_columns(
-            pl.lit(fold.index).alias("fold"),
-            pl.Series("prediction", predict_members([m.booster_ for m in models], x_valid,
-                                                    valid["session"]), pl.Float64),
-            pl.Series("baseline_prediction", baseline.predict(x_valid), pl.Float64),
-        )
-        for k in range(controls):
-            # control k: its own shuffle and its own LightGBM seeds (k * members on, as ensemble
-            # members are seeded), so no two controls share a draw; control 0 is the one used alone
-            noise = train.with_columns(shuffle_within_sessions(train, seed + 7919 * (fold.index + 1)
-                                                               + CONTROL_SHUFFLE_STRIDE * k))
-            # each control is built exactly as the model is: an ensemble of as many members
-            fitted = _fit_members(noise, columns, {**fold_params, "random_state": int(
-                fold_params.get("random_state") or 0) + k * members}, members,
-                label="shuffled_label", halflife=halflife)
-            scored = scored.with_columns(pl.Series(
-                control_column(k),
-                predict_members([m.booster_ for m in fitted], x_valid, valid["session"]), pl.Float64))
-        predictions.append(scored)
-        windows.append({
-            "fold": fold.index,
-            "train_start": fold.train_start,
-            "train_end": fold.train_end,
-            "validation_start": fold.validation_start,
-            "validation_end": fold.validation_end,
-            "train_rows": train.height,
-            "validation_rows": valid.height,
-        })
-    return pl.concat(predictions), windows, chosen
+) -> tuple[pl.DataFrame, dict[str, Any], dict[str, Any]]:
+    """One fold: its validation rows scored by the model, the baseline and each control, its
+    window, and the parameters it chose."""
+    train = _session_block(rows, fold.train_start, fold.train_end)
+    valid = _session_block(rows, fold.validation_start, fold.validation_end)
+    fold_params = choose_params(train, columns, params, grid, gap, halflife) if grid else dict(params)
+    models, baseline = _fit_pair(train, columns, fold_params, halflife, members)
+    x_valid = feature_matrix(valid, columns)
+    scored = valid.select("session", "symbol", "forward_return", "label").with_columns(
+        pl.lit(fold.index).alias("fold"),
+        pl.Series("prediction", predict_members([m.booster_ for m in models], x_valid,
+                                                valid["session"]), pl.Float64),
+        pl.Series("baseline_prediction", baseline.predict(x_valid), pl.Float64),
+    )
+    for k in range(controls):
+        # control k: its own shuffle and its own LightGBM seeds (k * members on, as ensemble
+        # members are seeded), so no two controls share a draw; control 0 is the one used alone
+        noise = train.with_columns(shuffle_within_sessions(train, seed + 7919 * (fold.index + 1)
+                                                           + CONTROL_SHUFFLE_STRIDE * k))
+        # each control is built exactly as the model is: an ensemble of as many members
+        fitted = _fit_members(noise, columns, {**fold_params, "random_state": int(
+            fold_params.get("random_state") or 0) + k * members}, members,
+            label="shuffled_label", halflife=halflife)
+        scored = scored.with_columns(pl.Series(
+            control_column(k),
+            predict_members([m.booster_ for m in fitted], x_valid, valid["session"]), pl.Float64))
+    window = {
+        "fold": fold.index,
+        "train_start": fold.train_start,
+        "train_end": fold.train_end,
+        "validation_start": fold.validation_start,
+        "validation_end": fold.validation_end,
+        "train_rows": train.height,
+        "validation_rows": valid.height,
+    }
+    return scored, window, fold_params
 
 
 def _check_workers(count: int) -> None:
@@ -501,9 +499,9 @@ def train_model(
     grid = list(param_grid) if param_grid else None
     gap = horizon + embargo
 
-    def one_fold(fold: Fold) -> tuple[pl.DataFrame, list[dict[str, Any]], list[dict[str, Any]]]:
-        return _fold_rows([fold], rows, columns, merged, grid=grid, gap=gap, halflife=sample_weight_halflife,
-                          controls=signal_rules.controls if control else 0, seed=seed, members=ensemble_seeds)
+    def one_fold(fold: Fold) -> tuple[pl.DataFrame, dict[str, Any], dict[str, Any]]:
+        return _fold_run(fold, rows, columns, merged, grid=grid, gap=gap, halflife=sample_weight_halflife,
+                         controls=signal_rules.controls if control else 0, seed=seed, members=ensemble_seeds)
 
     def final_fit() -> tuple[dict[str, Any], list[lgb.LGBMRegressor], Pipeline]:
         chosen = choose_params(rows, columns, merged, grid, gap, sample_weight_halflife) if grid else merged
@@ -513,9 +511,9 @@ def train_model(
     # The final fit and the latest (largest) folds start first, so the pool ends together.
     fold_runs, (final_params, models, baseline) = _run_independent(
         [functools.partial(one_fold, fold) for fold in folds], final_fit, workers)
-    oos = pl.concat(run[0] for run in fold_runs)
-    windows = [window for run in fold_runs for window in run[1]]
-    fold_params = [chosen for run in fold_runs for chosen in run[2]]
+    oos = pl.concat(scored for scored, _, _ in fold_runs)
+    windows = [window for _, window, _ in fold_runs]
+    fold_params = [chosen for _, _, chosen in fold_runs]
     importance = pl.DataFrame({  # summed over the ensemble's members
         "feature": list(columns),
         "gain": np.sum([m.booster_.feature_importance(importance_type="gain") for m in models],
