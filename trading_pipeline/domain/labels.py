@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from trading_pipeline.domain.features import cross_sectional_rank, require_bar_frame
+from trading_pipeline.domain.features import require_bar_frame, session_percentile_ranks
 
 LABEL_KINDS = ("rank", "excess", "excess_vol")
 VOL_WINDOW = 20
@@ -42,10 +42,11 @@ def forward_return_labels(bars: pl.DataFrame, horizon: int = 5, kind: str = "ran
         pl.when(forward.is_finite()).then(forward).otherwise(None).alias("forward_return"),
         volatility.alias("_vol"),
     )
-    excess = pl.col("forward_return") - pl.col("forward_return").mean().over("session")
     if kind == "rank":
-        label = cross_sectional_rank("forward_return")
-    elif kind == "excess":
+        label = session_percentile_ranks(labelled.get_column("forward_return"), labelled.get_column("session"))
+        return labelled.with_columns(label.alias("label")).drop("_vol")
+    excess = pl.col("forward_return") - pl.col("forward_return").mean().over("session")
+    if kind == "excess":
         label = excess
     else:
         scaled = excess / pl.col("_vol")
