@@ -24,6 +24,7 @@ import polars as pl
 
 from trading_pipeline.domain.factors import FEATURE_SETS, CrossSectional, FeatureSet, feature_set
 from trading_pipeline.domain.market.bars import BAR_SCHEMA
+from trading_pipeline.domain.ranks import session_percentile_ranks
 
 DEFAULT_FEATURE_SET = "small"
 FEATURE_COLUMNS: tuple[str, ...] = FEATURE_SETS[DEFAULT_FEATURE_SET].columns
@@ -82,67 +83,6 @@ def require_bar_frame(bars: pl.DataFrame) -> pl.DataFrame:
             "keep one bar per symbol and session"
         )
     return ordered
-
-
-# Values ranked at once by `session_percentile_ranks`: its padded panel and temporaries then
-# stay in the CPU's cache (about 2 MB a chunk), where one panel of all sessions did not.
-_RANK_CHUNK = 1 << 18
-
-
-def session_percentile_ranks(values: pl.Series, sessions: pl.Series) -> pl.Series:
-    """Percentile rank of `values` within each session, in [0, 1]; ties share the mean rank.
-    Nulls stay null and are not counted; a session with one non-null value ranks it 0.5.
-
-    `sessions` is the rows' session, in order (as `require_bar_frame` leaves bars); `values`
-    are finite or null (as features and forward returns are made). The same numbers, bit for
-    bit, as polars' `rank("average").over("session")` and `(rank - 1) / (count - 1)` (tested),
-    in about a third of the CPU: numpy sorts each session as a row of a padded panel, nulls and
-    padding pushed to the end as +inf.
-    """
-    if not sessions.is_sorted():
-        raise ValueError("session_percentile_ranks needs rows in session order (sort by session first)")
-    if (values.is_infinite() | values.is_nan()).any():
-        raise ValueError(f"{values.name} holds NaN or infinite values: make them null before ranking")
-    lengths = sessions.rle().struct.field("len").to_numpy().astype(np.int64)
-    bounds = np.concatenate((np.zeros(1, np.int64), np.cumsum(lengths)))
-    x = values.cast(pl.Float64).fill_null(np.inf).to_numpy()
-    ranks = np.empty(len(x))
-    width = int(lengths.max()) if len(lengths) else 1
-    rank_of_position = np.arange(1, width + 1, dtype=np.float64)
-    pair = np.arange(width - 1)
-    step = max(1, _RANK_CHUNK // width)  # sessions a chunk
-    for first in range(0, len(lengths), step):
-        last = min(first + step, len(lengths))
-        start, end, count = bounds[first], bounds[last], last - first
-        if (lengths[first:last] == width).all():  # every session as long as the longest: a view
-            panel, cells = x[start:end].reshape(count, width), None
-        else:
-            cells = np.arange(end - start) + np.repeat(
-                np.arange(count) * width - (bounds[first:last] - start), lengths[first:last])
-            panel = np.full((count, width), np.inf)
-            panel.ravel()[cells] = x[start:end]
-        missing = np.isinf(panel)
-        present = (width - np.count_nonzero(missing, axis=1))[:, None]
-        order = np.argsort(panel, axis=1)
-        ordered = np.sort(panel, axis=1)
-        tied = (ordered[:, 1:] == ordered[:, :-1]) & (pair < present - 1)
-        if tied.any():  # each run of equal values gets the mean of its positions' ranks
-            starts = np.ones((count, width), dtype=bool)
-            starts[:, 1:] = ~tied
-            run_starts = np.flatnonzero(starts)
-            run_lengths = np.diff(np.append(run_starts, count * width))
-            by_position = np.repeat(run_starts % width + (run_lengths - 1) / 2 + 1, run_lengths).reshape(
-                count, width)
-        else:
-            by_position = rank_of_position
-        percentile = np.empty((count, width))
-        percentile[np.arange(count)[:, None], order] = by_position
-        percentile -= 1
-        percentile /= np.maximum(present - 1, 1).astype(np.float64)
-        percentile[(present == 1).ravel()] = 0.5
-        percentile[missing] = np.nan
-        ranks[start:end] = percentile.ravel() if cells is None else percentile.ravel()[cells]
-    return pl.Series(values.name, ranks, nan_to_null=True)
 
 
 # What a z-score or a demeaned view needs of its source's session: statistic name -> aggregation

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from trading_pipeline.domain.features import require_bar_frame, session_percentile_ranks
+from trading_pipeline.domain.features import require_bar_frame
+from trading_pipeline.domain.ranks import session_percentile_ranks
 
 LABEL_KINDS = ("rank", "excess", "excess_vol")
 VOL_WINDOW = 20

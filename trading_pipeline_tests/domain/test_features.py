@@ -63,46 +63,6 @@ def test_cross_sectional_rank_by_hand():
     assert first_rows.height > 0 and first_rows["rank_ret_20"].null_count() == first_rows.height
 
 
-def _ranked_by_polars(frame: pl.DataFrame) -> pl.Series:
-    """The percentile rank as written with polars' own rank within each session."""
-    value = pl.col("value")
-    count, rank = value.count().over("session"), value.rank(method="average").over("session")
-    return frame.select(pl.when(value.is_null()).then(None).when(count > 1).then((rank - 1) / (count - 1))
-                        .otherwise(0.5)).to_series()
-
-
-_session_values = st.lists(  # one session's values: few distinct ones (ties), nulls, any length
-    st.one_of(st.none(), st.sampled_from([-1.5, 0.0, 0.25, 2.0]),
-              st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)), max_size=12)
-
-
-@settings(max_examples=300, deadline=None)
-@given(sessions=st.lists(_session_values, min_size=1, max_size=8),
-       chunk=st.sampled_from([1, 7, 1 << 18]))
-def test_session_percentile_ranks_equal_polars_rank_over_the_session_bit_for_bit(sessions, chunk):
-    from unittest import mock
-
-    from trading_pipeline.domain import features as module
-
-    frame = pl.DataFrame(
-        {"session": [day for day, values in enumerate(sessions) for _ in values],
-         "value": [value for values in sessions for value in values]},
-        schema={"session": pl.Int64, "value": pl.Float64})
-    with mock.patch.object(module, "_RANK_CHUNK", chunk):  # several sessions a chunk, or one
-        ranked = module.session_percentile_ranks(frame["value"], frame["session"])
-    assert ranked.equals(_ranked_by_polars(frame), check_names=False)
-
-
-def test_session_percentile_ranks_refuse_rows_out_of_session_order_and_non_finite_values():
-    from trading_pipeline.domain.features import session_percentile_ranks
-
-    with pytest.raises(ValueError, match="session order"):
-        session_percentile_ranks(pl.Series("value", [1.0, 2.0, 3.0]), pl.Series([2, 1, 2]))
-    for bad in (math.nan, math.inf):
-        with pytest.raises(ValueError, match="value holds NaN or infinite values: make them null"):
-            session_percentile_ranks(pl.Series("value", [1.0, bad]), pl.Series([1, 1]))
-
-
 def _reference_values(bars: pl.DataFrame, symbol: str) -> dict[str, float]:
     """The last session's raw features of `symbol`, computed with plain Python."""
     rows = bars.filter(pl.col("symbol") == symbol).sort("session")
