@@ -15,10 +15,10 @@ alternating (a change in the machine's load touches all); a watchdog stops a chi
 machine runs short of memory.
 Time split (exclusive seconds; nested calls count once; with several workers, seconds summed
 over the workers, and "other" is not told apart): feature matrix (polars -> numpy),
-LightGBM fits, control fits (shuffled labels), Ridge (fit of the baseline pipeline), other
-(joins, fold rows, predictions, metrics). Peak MB is the process's resident peak, inputs
-included; "inputs MB" is the resident size before `train_model`; the step's peak is the
-resident peak seen while each part ran. The digest of the out-of-sample predictions and the
+LightGBM fits, control fits (shuffled labels), Ridge (fit of the baseline pipeline), the signal
+gate's random scorers, other (joins, fold rows, predictions, metrics). Peak MB is the process's
+resident peak, inputs included; "inputs MB" is the resident size before `train_model`; the
+step's peak is the resident peak seen while each part ran. The digest of the out-of-sample predictions and the
 final model's trees shows two runs produced the same outputs. Prints figures; nothing is asserted.
 """
 
@@ -111,7 +111,8 @@ class _Split:
             return "control fits" if kwargs.get("label") == "shuffled_label" else "lightgbm fits"
 
         wrapped = {"feature_matrix": lambda *a, **k: "feature matrix", "_fit_lgbm": lightgbm_part,
-                   "_fit_pair": lambda *a, **k: "ridge"}
+                   "_fit_pair": lambda *a, **k: "ridge",
+                   "random_scorer_daily_ics": lambda *a, **k: "random scorers"}
         originals = [(name, getattr(training, name)) for name in wrapped if hasattr(training, name)]
         for name, function in originals:
             setattr(training, name, self.wrap(wrapped[name], function))
@@ -165,7 +166,7 @@ def measure_here(symbols: int, years: float, threads: int | None = None, workers
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         split.stop(training, originals)
     load_after = os.getloadavg()[0]
-    parts = ("feature matrix", "lightgbm fits", "control fits", "ridge", "other")
+    parts = ("feature matrix", "lightgbm fits", "control fits", "ridge", "random scorers", "other")
     if workers is None or workers == 1:
         split.seconds["other"] = wall - sum(split.seconds.values())
     fits = split.calls["lightgbm fits"] + split.calls["control fits"]

@@ -84,8 +84,7 @@ PARAM_GRID: tuple[dict[str, Any], ...] = (
 )
 CONTROL_SHUFFLE_STRIDE = 104_729  # between controls' shuffle seeds: far from the folds' 7919 steps
 INNER_VALIDATION_SHARE = 0.25  # of a fold's training sessions, held out to choose parameters
-_FoldRun = TypeVar("_FoldRun")
-_FinalFit = TypeVar("_FinalFit")
+_Result = TypeVar("_Result")
 
 
 NO_SIGNAL_POLICIES = ("hold_cash", "trade")
@@ -422,22 +421,21 @@ def _check_workers(count: int) -> None:
                          f"another; TRADING_TRAINING_WORKERS), got {count!r}")
 
 
-def _run_independent(folds: Sequence[Callable[[], _FoldRun]], final: Callable[[], _FinalFit],
-                     workers: int) -> tuple[list[_FoldRun], _FinalFit]:
-    """Every fold's run and the final fit, on `workers` threads: LightGBM, numpy and polars
-    release the GIL while they compute. Results come back in fold order. On an error, runs not
-    yet started are dropped, and it is raised once those under way have ended."""
+def _run_independent(tasks: Sequence[Callable[[], _Result]], workers: int) -> list[_Result]:
+    """Every task (fold runs, the final fit, the gate's random scorers) on `workers` threads:
+    LightGBM, numpy and polars release the GIL while they compute. Results come back in the
+    tasks' order; pass the longest first, so the pool ends together. On an error, tasks not yet
+    started are dropped, and it is raised once those under way have ended."""
     if workers == 1:
-        return [run() for run in folds], final()
+        return [task() for task in tasks]
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="training")
     try:
-        final_run = pool.submit(final)
-        fold_runs = [pool.submit(run) for run in reversed(folds)][::-1]  # the largest folds first
-        wait([final_run, *fold_runs], return_when=FIRST_EXCEPTION)
-        for run in (final_run, *fold_runs):
+        runs = [pool.submit(task) for task in tasks]
+        wait(runs, return_when=FIRST_EXCEPTION)
+        for run in runs:
             if run.done() and run.exception() is not None:
                 raise run.exception()
-        return [run.result() for run in fold_runs], final_run.result()
+        return [run.result() for run in runs]
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -507,10 +505,21 @@ def train_model(
         chosen = choose_params(rows, columns, merged, grid, gap, sample_weight_halflife) if grid else merged
         return chosen, *_fit_pair(rows, columns, chosen, sample_weight_halflife, ensemble_seeds)
 
-    # The folds and the final fit share nothing but the rows they read: they may run at once.
-    # The final fit and the latest (largest) folds start first, so the pool ends together.
-    fold_runs, (final_params, models, baseline) = _run_independent(
-        [functools.partial(one_fold, fold) for fold in folds], final_fit, workers)
+    def scorer_ics() -> pl.DataFrame | None:
+        # the gate's random scorers read only the features and returns of the folds' validation
+        # sessions, known before any fit: they run beside the fits
+        if not (control and signal_rules.random_scorers):
+            return None
+        scored = _session_block(rows, folds[0].validation_start, folds[-1].validation_end)
+        return random_scorer_daily_ics(scored.select("session", "symbol", "forward_return", *columns),
+                                       columns, signal_rules.random_scorers, seed=seed)
+
+    # The folds, the final fit and the scorers share nothing but the rows they read: they may
+    # run at once. The final fit and the latest (largest) folds start first, so the pool ends
+    # together; the scorers (about half a fold's fit) last.
+    (final_params, models, baseline), *latest_first, scorers = _run_independent(
+        [final_fit, *(functools.partial(one_fold, fold) for fold in reversed(folds)), scorer_ics], workers)
+    fold_runs = latest_first[::-1]
     oos = pl.concat(scored for scored, _, _ in fold_runs)
     windows = [window for _, window, _ in fold_runs]
     fold_params = [chosen for _, _, chosen in fold_runs]
@@ -542,23 +551,11 @@ def train_model(
         min_train_sessions=min_train,
         labels_end=labels_end_session(sessions[-1], horizon),
         control_metrics=_mean_control_metrics(oos, signal_rules.controls) if control else None,
-        signal=_signal_verdict(oos, rows, columns, horizon, signal_rules, seed) if control else None,
+        signal=signal_test(oos, horizon=horizon, rules=signal_rules, scorer_ics=scorers) if control else None,
         sample_weight_halflife=sample_weight_halflife,
         fold_params=tuple(fold_params),
         members=tuple(models) if len(models) > 1 else (),
     )
-
-
-def _signal_verdict(oos: pl.DataFrame, rows: pl.DataFrame, columns: Sequence[str], horizon: int,
-                    rules: SignalRules, seed: int) -> SignalVerdict:
-    """The gate on the folds' predictions, with the random no-skill scorers scored on the same
-    out-of-sample rows (their features are in `rows`) when the rules ask for them."""
-    scorer_ics = None
-    if rules.random_scorers:
-        scored = _session_block(rows, oos["session"].min(), oos["session"].max()).select(
-            "session", "symbol", "forward_return", *columns)
-        scorer_ics = random_scorer_daily_ics(scored, columns, rules.random_scorers, seed=seed)
-    return signal_test(oos, horizon=horizon, rules=rules, scorer_ics=scorer_ics)
 
 
 def finite_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
