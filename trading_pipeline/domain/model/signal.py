@@ -167,17 +167,16 @@ def random_scorer_daily_ics(rows: pl.DataFrame, columns: Sequence[str], scorers:
     returns = average_ranks(rows["forward_return"].to_numpy(), bounds)
     returns = returns - np.repeat(np.add.reduceat(returns, starts) / counts, counts)
     return_norm = np.add.reduceat(returns * returns, starts)
-    ics = []
+    ics = np.empty((len(starts), scorers))
     for first in range(0, scorers, SCORER_CHUNK):  # a chunk of scorers at a time bounds the memory
         scores = weights[:, first:first + SCORER_CHUNK].T @ ranked
-        ranks = np.empty_like(scores)
-        for j, score in enumerate(scores):
-            ranks[j] = average_ranks(score, bounds)
-        ranks -= np.repeat(np.add.reduceat(ranks, starts, axis=1) / counts, counts, axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ics.append((np.add.reduceat(ranks * returns, starts, axis=1)
-                        / np.sqrt(np.add.reduceat(ranks * ranks, starts, axis=1) * return_norm)).T)
-    ics = np.hstack(ics)
+        for j, score in enumerate(scores, start=first):  # one row at a time: no matrix of temporaries
+            rank = average_ranks(score, bounds)
+            rank -= np.repeat(np.add.reduceat(rank, starts) / counts, counts)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ics[:, j] = (np.add.reduceat(rank * returns, starts)
+                             / np.sqrt(np.add.reduceat(rank * rank, starts) * return_norm))
+        del scores
     ics[counts < 2] = np.nan  # as daily_information_coefficients: no IC under 2 rows
     return pl.DataFrame({"session": session.gather(starts)}).with_columns(
         pl.Series(f"scorer_{j}", ics[:, j]) for j in range(scorers))
