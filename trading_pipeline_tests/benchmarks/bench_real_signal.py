@@ -94,16 +94,16 @@ def score_year(rows: pl.DataFrame, columns: tuple[str, ...], year: int, train_ye
     params = {**DEFAULT_LGBM_PARAMS, "random_state": seed}
     if tune:
         params = choose_params(train, columns, params, PARAM_GRID, HORIZON + EMBARGO, halflife)
-    models, ridge = _fit_pair(train, columns, params, halflife, seeds)
+    models, ridge, _ = _fit_pair(train, columns, params, halflife, seeds)
     noise = train.with_columns(shuffle_within_sessions(train, seed + 1))
     controls = _fit_members(noise, columns, params, seeds, label="shuffled_label", halflife=halflife)
     seconds = time.process_time() - start
     x = feature_matrix(test, columns)
     scored = test.select("session", "symbol", "forward_return").with_columns(
-        pl.Series("prediction", predict_members([m.booster_ for m in models], x, test["session"])),
+        pl.Series("prediction", predict_members(models, x, test["session"])),
         pl.Series("baseline_prediction", ridge.predict(x)),
-        pl.Series("control_prediction", predict_members([m.booster_ for m in controls], x, test["session"])),
-        *(pl.Series(f"member_{k}", m.booster_.predict(x)) for k, m in enumerate(models) if seeds > 1))
+        pl.Series("control_prediction", predict_members(controls, x, test["session"])),
+        *(pl.Series(f"member_{k}", m.predict(x)) for k, m in enumerate(models) if seeds > 1))
     facts = {"year": year, "train_rows": train.height, "train_start": train["session"].min(),
              "seconds": seconds, "leaves": params.get("num_leaves")}
     return scored, facts

@@ -185,14 +185,14 @@ def real_year(rows: pl.DataFrame, columns: tuple[str, ...], year: int, train_yea
     params = {**DEFAULT_LGBM_PARAMS, "random_state": 0}
     if tune:
         params = choose_params(train, columns, params, PARAM_GRID, HORIZON + EMBARGO, None)
-    models, _ = _fit_pair(train, columns, params)
+    models, _, _ = _fit_pair(train, columns, params)
     x = feature_matrix(test, columns)
     scored = test.select("session", "symbol", "forward_return").with_columns(
-        pl.Series("prediction", predict_members([m.booster_ for m in models], x, test["session"])))
+        pl.Series("prediction", predict_members(models, x, test["session"])))
     for k in range(controls):
         noise = train.with_columns(shuffle_within_sessions(train, 1 + CONTROL_SHUFFLE_STRIDE * k))
         fitted = _fit_members(noise, columns, {**params, "random_state": k}, 1, label="shuffled_label")
-        scored = scored.with_columns(pl.Series(control_column(k), fitted[0].booster_.predict(x)))
+        scored = scored.with_columns(pl.Series(control_column(k), fitted[0].predict(x)))
     return with_scorers(daily_signal_series(scored), scored, test, columns, SCORERS)
 
 

@@ -183,7 +183,7 @@ def test_params_override_the_defaults(training_data):
     features, labels = training_data
     small = train_model(features, labels, params={"n_estimators": 3}, n_folds=2)
     assert small.params["n_estimators"] == 3
-    assert small.model.booster_.num_trees() == 3
+    assert small.model.num_trees() == 3
 
 
 def test_too_little_history_is_a_clear_error(training_data):

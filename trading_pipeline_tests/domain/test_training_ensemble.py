@@ -57,10 +57,10 @@ def ensemble(training_data):
 
 def test_ensemble_scores_are_the_mean_of_its_members_ranks(ensemble, training_data):
     features, _ = training_data
-    assert [m.get_params()["random_state"] for m in ensemble.members] == [4, 5, 6]
+    assert [m.params["random_state"] for m in ensemble.members] == [4, 5, 6]
     assert ensemble.model is ensemble.members[0]
     matrix = feature_matrix(features, ensemble.feature_columns)
-    raw = [m.booster_.predict(matrix) for m in ensemble.members]
+    raw = [m.predict(matrix) for m in ensemble.members]
     assert not np.allclose(raw[0], raw[1])  # the seeds do make different models
     scores = ensemble.predict(features)
     assert scores["score"].to_numpy() == pytest.approx(by_hand(raw, features["session"].to_numpy()))
@@ -70,7 +70,7 @@ def test_ensemble_scores_are_the_mean_of_its_members_ranks(ensemble, training_da
         assert values.min() > -0.5 and values.max() < 0.5
     assert ensemble.signal is not None and ensemble.signal.sessions > 0
     # importance sums the members'
-    gains = sum(m.booster_.feature_importance(importance_type="gain") for m in ensemble.members)
+    gains = sum(m.feature_importance(importance_type="gain") for m in ensemble.members)
     assert ensemble.feature_importance["gain"].sum() == pytest.approx(float(gains.sum()))
 
 
@@ -80,7 +80,7 @@ def test_one_seed_is_the_single_model_as_before(training_data):
     one = train_model(features, labels, n_folds=2, seed=4, params={"n_estimators": 30}, ensemble_seeds=1)
     assert single.members == () and one.members == ()
     assert one.oos_predictions.equals(single.oos_predictions)
-    raw = single.model.booster_.predict(feature_matrix(features, single.feature_columns))
+    raw = single.model.predict(feature_matrix(features, single.feature_columns))
     assert single.predict(features)["score"].to_numpy() == pytest.approx(raw)  # raw, not ranks
 
 

@@ -1,6 +1,7 @@
 """Training builds its matrices and fold rows with fewer copies (issue 16, memory) and gives the
 same models to the last bit as the plain way: each fold's rows selected by session, the feature
-matrix cast and null-filled, LightGBM and the Ridge pipeline fitted on copies."""
+matrix cast and null-filled, LightGBM's scikit-learn estimator and the Ridge pipeline fitted on
+copies (training itself calls `lgb.train` on binned rows, which a fold's control reuses)."""
 
 import lightgbm as lgb
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 
 from trading_pipeline.domain.features import MIN_HISTORY_SESSIONS, compute_features
 from trading_pipeline.domain.labels import forward_return_labels
+from trading_pipeline.domain.model.signal import SignalRules
 from trading_pipeline.domain.model.training import (
     BASELINE_ALPHA,
     DEFAULT_LGBM_PARAMS,
@@ -90,3 +92,33 @@ def test_the_feature_matrix_turns_nulls_and_other_types_into_float64_nan():
     assert np.array_equal(matrix, plain_matrix(frame, ("c", "a", "b")), equal_nan=True)
     assert np.isnan(matrix[2, 0]) and np.isnan(matrix[1, 1]) and np.isnan(matrix[0, 2])
     assert matrix.flags.writeable
+
+
+def test_the_control_on_the_models_binned_rows_equals_a_fresh_fit_where_bins_come_from_a_sample():
+    """Over 200,000 rows LightGBM places its bins from a sample of rows drawn with the model's
+    seed. A fold's first control reuses the model's binned rows with its shuffled label (same
+    rows, same seed): its trees must be a fresh fit's, to the last bit."""
+    from trading_pipeline.domain.model.training import shuffle_within_sessions
+
+    bars = make_bars(n_symbols=600, n_sessions=MIN_HISTORY_SESSIONS + 760, seed=8)
+    features = compute_features(bars)
+    features = features.filter(pl.col("session") >= features["session"].unique().sort()[MIN_HISTORY_SESSIONS])
+    labels = forward_return_labels(bars, horizon=5)
+    columns = tuple(c for c in features.columns if c not in ("session", "symbol"))
+    params = {"n_estimators": 8}
+    result = train_model(features, labels, n_folds=2, seed=3, params=params, feature_columns=columns,
+                         signal_rules=SignalRules(random_scorers=0))
+    rows = (features.join(labels, on=["session", "symbol"]).drop_nulls(["label", "forward_return"])
+            .filter(~pl.all_horizontal(pl.col(c).is_null() for c in columns)).sort("session", "symbol"))
+    plain = {**DEFAULT_LGBM_PARAMS, **params, "random_state": 3}
+    oos = result.oos_predictions.sort("fold", "session", "symbol")
+    for fold in result.folds:
+        train = rows.filter(pl.col("session").is_between(fold.train_start, fold.train_end))
+        assert train.height > 200_000  # LightGBM's bin_construct_sample_cnt: the bins are a sample's
+        valid = rows.filter(pl.col("session").is_between(fold.validation_start, fold.validation_end))
+        shuffled = shuffle_within_sessions(train, 3 + 7919 * (fold.index + 1))
+        control = lgb.LGBMRegressor(**plain).fit(plain_matrix(train, columns), shuffled.to_numpy(),
+                                                 feature_name=list(columns))
+        scored = oos.filter(pl.col("fold") == fold.index)
+        assert np.array_equal(scored["control_prediction"].to_numpy(),
+                              control.predict(plain_matrix(valid, columns)))

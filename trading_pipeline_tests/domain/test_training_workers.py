@@ -22,7 +22,7 @@ def frames():
 
 def everything(result) -> dict:
     """What a training run gives, in comparable form: every prediction, metric and tree."""
-    boosters = [m.booster_ for m in (result.members or (result.model,))]
+    boosters = list(result.members or (result.model,))
     return {
         "oos": result.oos_predictions,
         "fold_metrics": result.fold_metrics,
@@ -65,13 +65,13 @@ def test_tuning_several_controls_an_ensemble_and_weights_are_the_same_on_two_wor
 def test_fits_run_on_the_pool_threads_each_lightgbm_on_one_thread(frames, monkeypatch):
     features, labels, columns = frames
     seen = []
-    fit = training._fit_lgbm
+    fit = training._train_members
 
-    def recording(rows, cols, params, *args, **kwargs):
+    def recording(datasets, params):
         seen.append((threading.current_thread().name, params["num_threads"]))
-        return fit(rows, cols, params, *args, **kwargs)
+        return fit(datasets, params)
 
-    monkeypatch.setattr(training, "_fit_lgbm", recording)
+    monkeypatch.setattr(training, "_train_members", recording)
     train_model(features, labels, n_folds=3, params={"n_estimators": 5}, feature_columns=columns, workers=2)
     assert len(seen) == 3 * 2 + 1  # each fold's model and control, and the final model
     assert {name for name, _ in seen} == {"training_0", "training_1"}

@@ -167,7 +167,7 @@ class ModelRegistry:
         import sklearn
         from mlflow.models import Model, infer_signature
 
-        booster = result.model.booster_
+        booster = result.model
         logged = client.create_logged_model(
             experiment_id, name="model", source_run_id=run_id, model_type="lightgbm",
             params={k: str(v) for k, v in result.params.items()},
@@ -190,7 +190,7 @@ class ModelRegistry:
             if len(result.members) > 1:
                 (path / _ENSEMBLE_FOLDER).mkdir()
                 for index, member in enumerate(result.members):
-                    member.booster_.save_model(str(path / _ENSEMBLE_FOLDER / f"member_{index:03d}.txt"))
+                    member.save_model(str(path / _ENSEMBLE_FOLDER / f"member_{index:03d}.txt"))
             client.log_model_artifacts(logged.model_id, str(path))
         return logged.model_id, logged.artifact_location
 

@@ -167,7 +167,7 @@ class TrainingDataError(ValueError):
 class TrainingResult:
     """Everything a registry needs to record and serve one trained model."""
 
-    model: lgb.LGBMRegressor  # fitted on all labelled rows
+    model: lgb.Booster  # fitted on all labelled rows
     baseline_model: Pipeline  # Ridge on the same rows, NaNs filled with training medians
     feature_columns: tuple[str, ...]
     params: Mapping[str, Any]
@@ -196,7 +196,7 @@ class TrainingResult:
     fold_params: tuple[Mapping[str, Any], ...] = ()  # the parameters each fold chose
     # Every LightGBM of the final ensemble, `model` first (seeds seed, seed + 1, ...); empty or
     # one member: `model` alone scores its raw prediction.
-    members: tuple[lgb.LGBMRegressor, ...] = ()
+    members: tuple[lgb.Booster, ...] = ()
 
     @property
     def training_end(self) -> date:
@@ -204,7 +204,7 @@ class TrainingResult:
 
     def predict(self, features: pl.DataFrame) -> pl.DataFrame:
         """`session, symbol, score` of the final LightGBM model (or ensemble) on `features`."""
-        boosters = [m.booster_ for m in self.members] or [self.model.booster_]
+        boosters = list(self.members) or [self.model]
         scores = predict_members(boosters, feature_matrix(features, self.feature_columns),
                                  features["session"])
         return features.select("session", "symbol").with_columns(pl.Series("score", scores, pl.Float64))
@@ -290,13 +290,54 @@ def recency_weights(sessions: pl.Series, halflife: int | None) -> np.ndarray | N
     return np.power(0.5, (order.max() - order) / halflife)
 
 
-def _fit_lgbm(rows: pl.DataFrame, columns: Sequence[str], params: Mapping[str, Any],
-              label: str = "label", halflife: int | None = None) -> lgb.LGBMRegressor:
+def _member_datasets(rows: pl.DataFrame, columns: Sequence[str], params: Mapping[str, Any], count: int,
+                     label: str = "label", halflife: int | None = None) -> list[lgb.Dataset]:
+    """`rows` binned for `count` LightGBMs (seeds random_state, random_state + 1, ...), built at
+    once so the float matrix is freed. The bins depend on the features, the seed (which rows
+    are sampled to place them) and the parameters, never on the label: a shuffled-label
+    control of the same rows and seed reuses them with its own label (`_relabelled`)."""
     import lightgbm as lgb
 
-    return lgb.LGBMRegressor(**params).fit(
-        feature_matrix(rows, columns), rows[label].to_numpy(), feature_name=list(columns),
-        sample_weight=recency_weights(rows["session"], halflife))
+    seed = int(params.get("random_state") or 0)
+    matrix, target = feature_matrix(rows, columns), rows[label].to_numpy()
+    weights = recency_weights(rows["session"], halflife)
+    return [lgb.Dataset(matrix, target, weight=weights, feature_name=list(columns),
+                        params=_booster_params({**params, "random_state": seed + k})).construct()
+            for k in range(count)]
+
+
+def _booster_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters as `lgb.train` takes them: scikit-learn's names are LightGBM's own aliases
+    (same trees as `LGBMRegressor.fit`: tested); the rounds are an argument of their own."""
+    return {name: value for name, value in params.items() if name != "n_estimators"}
+
+
+def _train_members(datasets: Sequence[lgb.Dataset], params: Mapping[str, Any]) -> list[lgb.Booster]:
+    """One LightGBM per dataset of `_member_datasets`, seeds random_state, random_state + 1, ..."""
+    import lightgbm as lgb
+
+    seed = int(params.get("random_state") or 0)
+    return [lgb.train(_booster_params({**params, "random_state": seed + k}), dataset,
+                      num_boost_round=int(params["n_estimators"]))
+            for k, dataset in enumerate(datasets)]
+
+
+def _relabelled(datasets: Sequence[lgb.Dataset], label: pl.Series) -> list[lgb.Dataset]:
+    """The same binned rows with another label (a control's shuffled one)."""
+    for dataset in datasets:
+        dataset.set_label(label.to_numpy())
+    return list(datasets)
+
+
+def _fit_members(rows: pl.DataFrame, columns: Sequence[str], params: Mapping[str, Any], count: int,
+                 label: str = "label", halflife: int | None = None) -> list[lgb.Booster]:
+    """`count` LightGBMs on the same rows, seeds random_state, random_state + 1, ..."""
+    return _train_members(_member_datasets(rows, columns, params, count, label, halflife), params)
+
+
+def _fit_lgbm(rows: pl.DataFrame, columns: Sequence[str], params: Mapping[str, Any],
+              label: str = "label", halflife: int | None = None) -> lgb.Booster:
+    return _fit_members(rows, columns, params, 1, label, halflife)[0]
 
 
 def predict_members(boosters: Sequence[lgb.Booster], matrix: np.ndarray, sessions: pl.Series) -> np.ndarray:
@@ -306,22 +347,16 @@ def predict_members(boosters: Sequence[lgb.Booster], matrix: np.ndarray, session
     return ensemble_scores([b.predict(matrix) for b in boosters], sessions)
 
 
-def _fit_members(rows: pl.DataFrame, columns: Sequence[str], params: Mapping[str, Any], count: int,
-                 label: str = "label", halflife: int | None = None) -> list[lgb.LGBMRegressor]:
-    """`count` LightGBMs on the same rows, seeds random_state, random_state + 1, ..."""
-    seed = int(params.get("random_state") or 0)
-    return [_fit_lgbm(rows, columns, {**params, "random_state": seed + k}, label=label, halflife=halflife)
-            for k in range(count)]
-
-
 def _fit_pair(
     rows: pl.DataFrame, columns: Sequence[str], params: Mapping[str, Any], halflife: int | None = None,
     members: int = 1,
-) -> tuple[list[lgb.LGBMRegressor], Pipeline]:
-    models = _fit_members(rows, columns, params, members, halflife=halflife)
+) -> tuple[list[lgb.Booster], Pipeline, list[lgb.Dataset]]:
+    """The LightGBM members and the Ridge baseline on `rows`, and the members' binned rows."""
+    datasets = _member_datasets(rows, columns, params, members, halflife=halflife)
+    models = _train_members(datasets, params)
     weights = recency_weights(rows["session"], halflife)
     baseline = _fit_baseline(feature_matrix(rows, columns), rows["label"].to_numpy(), weights)
-    return models, baseline
+    return models, baseline, datasets
 
 
 # The baseline's steps copying their input: fitted in place, then set to copy again.
@@ -363,7 +398,7 @@ def choose_params(rows: pl.DataFrame, columns: Sequence[str], base: Mapping[str,
     scores = []
     for candidate in candidates:
         predicted = valid.select("session", "forward_return").with_columns(pl.Series(
-            "prediction", _fit_lgbm(train, columns, candidate, halflife=halflife).booster_.predict(x_valid)))
+            "prediction", _fit_lgbm(train, columns, candidate, halflife=halflife).predict(x_valid)))
         daily = daily_information_coefficients(predicted)["rank_ic"].drop_nans()
         scores.append(float(daily.mean()) if daily.len() else -math.inf)
     return candidates[int(np.argmax(scores))]
@@ -387,26 +422,27 @@ def _fold_run(
     train = _session_block(rows, fold.train_start, fold.train_end)
     valid = _session_block(rows, fold.validation_start, fold.validation_end)
     fold_params = choose_params(train, columns, params, grid, gap, halflife) if grid else dict(params)
-    models, baseline = _fit_pair(train, columns, fold_params, halflife, members)
+    models, baseline, datasets = _fit_pair(train, columns, fold_params, halflife, members)
     x_valid = feature_matrix(valid, columns)
     scored = valid.select("session", "symbol", "forward_return", "label").with_columns(
         pl.lit(fold.index).alias("fold"),
-        pl.Series("prediction", predict_members([m.booster_ for m in models], x_valid,
-                                                valid["session"]), pl.Float64),
+        pl.Series("prediction", predict_members(models, x_valid, valid["session"]), pl.Float64),
         pl.Series("baseline_prediction", baseline.predict(x_valid), pl.Float64),
     )
     for k in range(controls):
         # control k: its own shuffle and its own LightGBM seeds (k * members on, as ensemble
         # members are seeded), so no two controls share a draw; control 0 is the one used alone
-        noise = train.with_columns(shuffle_within_sessions(train, seed + 7919 * (fold.index + 1)
-                                                           + CONTROL_SHUFFLE_STRIDE * k))
+        shuffled = shuffle_within_sessions(train, seed + 7919 * (fold.index + 1) + CONTROL_SHUFFLE_STRIDE * k)
         # each control is built exactly as the model is: an ensemble of as many members
-        fitted = _fit_members(noise, columns, {**fold_params, "random_state": int(
-            fold_params.get("random_state") or 0) + k * members}, members,
-            label="shuffled_label", halflife=halflife)
+        control_params = {**fold_params, "random_state": int(fold_params.get("random_state") or 0) + k * members}
+        if k == 0:  # the model's seeds: its binned rows, relabelled (the bins never read the label)
+            fitted = _train_members(_relabelled(datasets, shuffled), control_params)
+        else:
+            fitted = _fit_members(train.with_columns(shuffled), columns, control_params, members,
+                                  label="shuffled_label", halflife=halflife)
         scored = scored.with_columns(pl.Series(
-            control_column(k),
-            predict_members([m.booster_ for m in fitted], x_valid, valid["session"]), pl.Float64))
+            control_column(k), predict_members(fitted, x_valid, valid["session"]), pl.Float64))
+    del datasets
     window = {
         "fold": fold.index,
         "train_start": fold.train_start,
@@ -505,9 +541,10 @@ def train_model(
         return _fold_run(fold, rows, columns, merged, grid=grid, gap=gap, halflife=sample_weight_halflife,
                          controls=signal_rules.controls if control else 0, seed=seed, members=ensemble_seeds)
 
-    def final_fit() -> tuple[dict[str, Any], list[lgb.LGBMRegressor], Pipeline]:
+    def final_fit() -> tuple[dict[str, Any], list[lgb.Booster], Pipeline]:
         chosen = choose_params(rows, columns, merged, grid, gap, sample_weight_halflife) if grid else merged
-        return chosen, *_fit_pair(rows, columns, chosen, sample_weight_halflife, ensemble_seeds)
+        models, baseline, _ = _fit_pair(rows, columns, chosen, sample_weight_halflife, ensemble_seeds)
+        return chosen, models, baseline
 
     def scorer_ics() -> pl.DataFrame | None:
         # the gate's random scorers read only the features and returns of the folds' validation
@@ -529,9 +566,9 @@ def train_model(
     fold_params = [chosen for _, _, chosen in fold_runs]
     importance = pl.DataFrame({  # summed over the ensemble's members
         "feature": list(columns),
-        "gain": np.sum([m.booster_.feature_importance(importance_type="gain") for m in models],
+        "gain": np.sum([m.feature_importance(importance_type="gain") for m in models],
                        axis=0).astype(np.float64),
-        "split": np.sum([m.booster_.feature_importance(importance_type="split") for m in models],
+        "split": np.sum([m.feature_importance(importance_type="split") for m in models],
                         axis=0).astype(np.int64),
     }).sort(["gain", "feature"], descending=[True, False])
     return TrainingResult(
