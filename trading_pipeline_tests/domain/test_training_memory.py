@@ -60,12 +60,12 @@ def test_every_fold_and_the_final_fit_equal_the_plain_way_to_the_last_bit(traine
         scored = oos.filter(pl.col("fold") == fold.index)
         assert scored.select("session", "symbol").equals(valid.select("session", "symbol"))
         model = lgb.LGBMRegressor(**params).fit(x_train, train["label"].to_numpy(), feature_name=list(columns))
-        assert np.array_equal(scored["prediction"].to_numpy(), model.predict(x_valid))
+        assert np.array_equal(scored["prediction"].to_numpy(), model.booster_.predict(x_valid))
         ridge = plain_ridge().fit(x_train, train["label"].to_numpy())
         assert np.array_equal(scored["baseline_prediction"].to_numpy(), ridge.predict(x_valid))
     x_all = plain_matrix(rows, columns)
     final = lgb.LGBMRegressor(**params).fit(x_all, rows["label"].to_numpy(), feature_name=list(columns))
-    assert np.array_equal(result.model.predict(x_all), final.predict(x_all))
+    assert np.array_equal(result.model.predict(x_all), final.booster_.predict(x_all))
     ridge = plain_ridge().fit(x_all, rows["label"].to_numpy())
     assert np.array_equal(result.baseline_model.predict(x_all), ridge.predict(x_all))
 
@@ -121,4 +121,4 @@ def test_the_control_on_the_models_binned_rows_equals_a_fresh_fit_where_bins_com
                                                  feature_name=list(columns))
         scored = oos.filter(pl.col("fold") == fold.index)
         assert np.array_equal(scored["control_prediction"].to_numpy(),
-                              control.predict(plain_matrix(valid, columns)))
+                              control.booster_.predict(plain_matrix(valid, columns)))
