@@ -160,7 +160,7 @@ def random_scorer_daily_ics(rows: pl.DataFrame, columns: Sequence[str], scorers:
     # session along contiguous memory (a column of a row-major matrix took several times longer)
     ranked = np.empty((len(columns), rows.height))
     for j, column in enumerate(columns):  # centred, missing at the middle: (rank - 0.5) / count - 0.5
-        values = rows[column].cast(pl.Float64).fill_nan(None).to_numpy()
+        values = rows[column].cast(pl.Float64).to_numpy()  # nulls and NaN alike: NaN, missing
         present = np.repeat(np.add.reduceat(~np.isnan(values), starts), counts)
         ranked[j] = np.nan_to_num((average_ranks(values, bounds) - 0.5) / present - 0.5, nan=0.0)
     weights = np.random.default_rng(seed).standard_normal((len(columns), scorers))
